@@ -1,0 +1,184 @@
+"""The command line: a thin shell over :meth:`StyleTransfer.stylize`.
+
+    gatys CONTENT STYLE [STYLE ...] -o OUT.png [--preset paper] [--size 512] [--steps 500] ...
+
+Options are derived from the fields of :class:`gatys.presets.Preset` and the keyword arguments of
+``stylize``, so defaults live in one place (the preset). Errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from .errors import GatysError
+from .presets import PRESETS, Preset
+
+# Preset fields that are descriptive, not settings.
+_NOT_OPTIONS = {"name", "description", "source"}
+_PRESET_HELP = {
+    "content_layers": "content layer(s), comma-separated",
+    "style_layers": "style layers, comma-separated (e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)",
+    "style_layer_weights": "w_l per style layer, comma-separated (default equal, 1/n)",
+    "alpha_beta": "content/style weight ratio α/β as in the paper (1e-3 Fig. 2 B-D, 1e-4 E-F)",
+    "pooling": "avg (the paper) or max",
+    "init": "noise (the paper), content, style, or a path to an image",
+    "optimizer": "lbfgs (the paper) or adam",
+    "steps": "optimisation steps at the final scale",
+    "size": "longest side of the output in px",
+    "num_scales": "coarse-to-fine scales (1 = single scale)",
+    "scale_factor": "size ratio between scales",
+    "coarse_steps": "steps at each coarser scale",
+    "style_scale": "style image size relative to the content",
+    "tv_weight": "total-variation smoothing weight",
+    "learning_rate": "Adam step size",
+    "preserve_colors": "keep the content's colours (luminance-only transfer)",
+}
+
+
+def _csv(kind: type) -> Any:
+    def parse(text: str) -> tuple:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return tuple(kind(t) for t in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+
+    return parse
+
+
+def _add_preset_options(parser: argparse.ArgumentParser) -> list[str]:
+    """One option per Preset field, typed from its annotation, default None (= the preset's value)."""
+    hints = typing.get_type_hints(Preset)
+    base = PRESETS["paper"]
+    names = []
+    group = parser.add_argument_group("settings (default: the chosen preset's value; 'paper' shown)")
+    for field in dataclasses.fields(Preset):
+        if field.name in _NOT_OPTIONS:
+            continue
+        hint = hints[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(base, field.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{_PRESET_HELP.get(field.name, field.name)} [paper: {shown}]"
+        kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": field.name}
+        args = typing.get_args(hint)
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif "tuple" in str(hint):
+            kwargs["type"] = _csv(float if "float" in str(hint) else str)
+            kwargs["metavar"] = "A,B,..."
+        elif hint in (int, float, str):
+            kwargs["type"] = hint
+        elif int in args:
+            kwargs["type"] = int
+        elif float in args:
+            kwargs["type"] = float
+        else:
+            kwargs["type"] = str
+        group.add_argument(flag, **kwargs)
+        names.append(field.name)
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .transfer import StyleTransfer
+
+    sig = inspect.signature(StyleTransfer.stylize)
+    parser = argparse.ArgumentParser(
+        prog="gatys",
+        description="Neural style transfer (Gatys, Ecker & Bethge 2015): render CONTENT in the style of STYLE.",
+        epilog="Presets: " + ", ".join(PRESETS),
+    )
+    parser.add_argument("content", help="content image (the photo)")
+    parser.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended")
+    parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp); written atomically")
+    parser.add_argument("--preset", default=sig.parameters["preset"].default, choices=list(PRESETS), metavar="NAME",
+                        help=f"settings to start from [{sig.parameters['preset'].default}]; see the list below")
+    parser.add_argument("--style-weights", type=_csv(float), metavar="W1,W2,...",
+                        help="blend weights of the style images (normalised) [equal]")
+    parser.add_argument("--seed", type=int, default=sig.parameters["seed"].default,
+                        help=f"seed for the noise init [{sig.parameters['seed'].default}]")
+    parser.add_argument("--save-every", type=int, default=0, metavar="N",
+                        help="also write OUTPUT_stepNNNN.png every N steps")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=sig.parameters["precision"].default)
+    parser.add_argument("--weights", default=None,
+                        help="weights folder or Hub repo id [GATYS_WEIGHTS, else the offline default, else "
+                        "timm/vgg19.tv_in1k]")
+    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --weights")
+    parser.add_argument("--local-files-only", action="store_true", help="never download weights")
+    parser.add_argument("--device", default=None, help="force a device (cpu, cuda, cuda:1); default: accelerate's pick")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_preset_options(parser)
+    return parser
+
+
+def _err(message: str) -> int:
+    print(f"gatys: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from . import image as im
+    from .presets import get_preset
+    from .transfer import StyleTransfer
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Preset) if f.name not in _NOT_OPTIONS}
+    init_image = None
+    if overrides.get("init") and overrides["init"] not in ("noise", "content", "style"):
+        init_image, overrides["init"] = overrides["init"], None
+    try:
+        # Validate everything before loading weights or computing anything.
+        out_path = im.check_output_path(args.output)
+        opts = get_preset(args.preset).with_overrides(**overrides)
+        if args.save_every < 0:
+            raise GatysError(f"--save-every must be >= 0, got {args.save_every}")
+        st = StyleTransfer.from_pretrained(args.weights, revision=args.revision,
+                                           local_files_only=args.local_files_only, device=args.device)
+        st.check_inputs(args.content, args.styles, preset=opts, style_weights=args.style_weights,
+                        init_image=init_image, precision=args.precision)
+        print(f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {sum(opts.scale_steps())} steps",
+              file=sys.stderr)
+
+        def save_snapshot(info: Any) -> None:
+            if args.save_every and info.step % args.save_every == 0 and info.step != info.total:
+                im.save_image(info.image, out_path.with_name(f"{out_path.stem}_step{info.step:04d}{out_path.suffix}"))
+
+        out = st.stylize(
+            args.content,
+            args.styles,
+            preset=opts,
+            style_weights=args.style_weights,
+            init_image=init_image,
+            seed=args.seed,
+            callback=save_snapshot if args.save_every else None,
+            progress=not args.quiet,
+            precision=args.precision,
+        )
+        im.save_image(out.image, out_path)
+    except GatysError as e:
+        return _err(str(e))
+    except KeyboardInterrupt:
+        print("gatys: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        return _err("out of memory; use a smaller --size")
+    losses = out.final_losses
+    print(
+        f"gatys: wrote {out_path} ({out.image.width}x{out.image.height}) in {out.seconds:.1f} s; "
+        f"final loss {losses['loss']:.4g} (content {losses['content']:.4g}, style {losses['style']:.4g})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Every conversion between image files, PIL images, arrays and tensors, and input validation.
+
+Whatever a person uploads (a path, bytes, a PIL image, a NumPy array or a tensor; RGBA, palette,
+grayscale, CMYK, 16-bit, EXIF-rotated) becomes an RGB ``PIL.Image`` here, or a one-line ``ImageError``
+saying what to do. Tensors are (1, 3, H, W), float32, RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]
+
+#: Smallest side the network accepts: conv5_1 sits after four 2x poolings, so 16 px leaves it 1 px.
+MIN_SIDE = 16
+#: Refuse to decode more than this many pixels (about 15000 x 13000); protects memory on shared servers.
+MAX_PIXELS = 200_000_000
+#: Formats we write, by file suffix.
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
+
+
+def _describe(src: Any) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    return type(src).__name__
+
+
+def load_image(src: ImageInput, *, max_side: int | None = None, name: str = "image") -> Image.Image:
+    """Read anything image-like into an RGB PIL image.
+
+    Args:
+        src: a path, encoded bytes, a PIL image, an (H, W), (H, W, 3|4) array, or a (3, H, W) tensor in [0, 1].
+        max_side: when given, large JPEGs are decoded at a reduced size no smaller than this (faster, less memory).
+        name: what to call the image in error messages ("content image", "style image 2").
+
+    Returns:
+        An RGB image with EXIF orientation applied and any transparency flattened onto white.
+    """
+    if src is None:
+        raise ImageError(f"no {name} given; pass a file path or an image")
+    if isinstance(src, Image.Image):
+        img = src
+    elif isinstance(src, torch.Tensor):
+        return _from_tensor(src, name)
+    elif isinstance(src, np.ndarray):
+        return _from_array(src, name)
+    elif isinstance(src, (bytes, bytearray)):
+        img = _open(io.BytesIO(src), name, "the given bytes")
+    elif isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.exists():
+            raise ImageError(f"{name} not found: {path}; check the path")
+        if path.is_dir():
+            raise ImageError(f"{name} {path} is a folder; give an image file")
+        img = _open(path, name, str(path))
+    else:
+        raise ImageError(
+            f"{name} has unsupported type {type(src).__name__}; pass a file path, bytes, PIL image, array or tensor"
+        )
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"{name} is {w}x{h} px ({w * h / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP limit; "
+            "downscale it first"
+        )
+    if max_side and img.format == "JPEG" and max(w, h) > 2 * max_side:
+        img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale; never below max_side
+    try:
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{name} {_describe(src)} is damaged or truncated ({e}); re-export it as PNG or JPEG") from e
+
+
+def _open(fp: Any, name: str, where: str) -> Image.Image:
+    try:
+        img = Image.open(fp)
+        img.size  # noqa: B018 - header parsed
+        return img
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{name} {where} is too large to decode safely ({e}); downscale it first") from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{name} {where} is not an image file we can read; use PNG, JPEG or WebP") from e
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        img.load()
+        return img
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _from_array(np.asarray(img), "image")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        if img.mode == "RGB":
+            return img
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _from_array(arr: np.ndarray, name: str) -> Image.Image:
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # CHW -> HWC
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ImageError(f"{name} array has shape {a.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
+    if a.size == 0:
+        raise ImageError(f"{name} is empty")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        f = a.astype(np.float64)
+        if not np.isfinite(f).all():
+            raise ImageError(f"{name} contains NaN or infinite values")
+        if np.issubdtype(a.dtype, np.floating) and f.max(initial=0) <= 1.0:
+            f = f * 255.0  # float images in [0, 1]
+        elif f.max(initial=0) > 255.0:
+            f = f / 257.0  # 16-bit: 65535 -> 255
+        a = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    img = Image.fromarray(np.ascontiguousarray(a))
+    return _to_rgb(img)
+
+
+def _from_tensor(t: torch.Tensor, name: str) -> Image.Image:
+    t = t.detach().cpu()
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
+        raise ImageError(f"{name} tensor has shape {tuple(t.shape)}; expected (3, H, W) or (1, 3, H, W)")
+    if t.dtype == torch.uint8:
+        return _from_array(t.permute(1, 2, 0).numpy(), name)
+    return _from_array(t.float().clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32), name)
+
+
+def check_size(img: Image.Image, name: str = "image") -> None:
+    """Raise ImageError if an image is too small for the network."""
+    w, h = img.size
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(
+            f"{name} is {w}x{h} px; each side must be at least {MIN_SIDE} px after resizing "
+            "(use a larger image, a larger --size, or crop a very wide/tall image)"
+        )
+
+
+def resize_longest(img: Image.Image, size: int, name: str = "image") -> Image.Image:
+    """Resize so the longest side is ``size`` px, keeping the aspect ratio; checks the result's size."""
+    w, h = img.size
+    scale = size / max(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = img if new == (w, h) else img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    check_size(out, name)
+    return out
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> (1, 3, H, W) float32 in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> RGB PIL image (values clipped)."""
+    t = t.detach()
+    if t.ndim == 4:
+        t = t[0]
+    arr = (t.float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Validate an output path before any compute: known suffix, writable folder."""
+    p = Path(path)
+    if p.suffix.lower() not in WRITE_FORMATS:
+        raise ImageError(f"cannot write {p.name}: unknown suffix; use one of {', '.join(sorted(WRITE_FORMATS))}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ImageError(f"output folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise ImageError(f"output folder {parent} is not writable")
+    return p
+
+
+def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
+    """Write atomically: a temporary file in the same folder, renamed over ``path`` only when complete."""
+    p = check_output_path(path)
+    fmt = WRITE_FORMATS[p.suffix.lower()]
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
+
+
+# -- colour -------------------------------------------------------------------------------------------------
+# YIQ (NTSC), the space Gatys et al. 2016 ("Preserving color in neural artistic style transfer") use.
+_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+
+
+def rgb_to_yiq(t: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,bjhw->bihw", _RGB2YIQ.to(t), t)
+
+
+def yiq_to_rgb(t: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,bjhw->bihw", _YIQ2RGB.to(t), t)
+
+
+def luminance(t: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 3, H, W) gray image holding the luminance Y in every channel."""
+    y = rgb_to_yiq(t)[:, :1]
+    return y.expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
+    """Shift and scale the style's luminance to the content's mean and std (Gatys et al. 2016, Sec. 2.2)."""
+    s_mean, s_std = style_y.mean(), style_y.std().clamp_min(1e-6)
+    return ((style_y - s_mean) * (content_y.std() / s_std) + content_y.mean()).clamp(0, 1)
+
+
+def with_chroma_of(luma_rgb: torch.Tensor, color_source: torch.Tensor) -> torch.Tensor:
+    """Combine the luminance of ``luma_rgb`` with the I/Q chroma of ``color_source`` (same size)."""
+    y = rgb_to_yiq(luma_rgb)[:, :1]
+    iq = rgb_to_yiq(color_source)[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], 1)).clamp(0, 1)

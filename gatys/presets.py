@@ -1,0 +1,234 @@
+"""Settings as data, each number with its source.
+
+A ``Preset`` holds every optimisation setting. ``PRESETS`` names the paper's settings (Fig. 2, the
+Fig. 3 grid) beside practical ones for CPU previews and for quality. Any field can be overridden per call:
+``st.stylize(content, style, preset="paper", steps=200)``.
+
+α/β here is the *paper's* ratio. The paper used a VGG-19 whose filters were normalised to a mean
+activation of 1; other weights produce features on other scales, so each weights folder states an
+``alpha_beta_scale`` in its config.json and the ratio actually used is ``alpha_beta * alpha_beta_scale``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+# Fig. 2 and 3: "the style representations matched … layers 'conv1_1', 'conv2_1', 'conv3_1', 'conv4_1'
+# and 'conv5_1' (w_l = 1/5 in those layers, w_l = 0 in all other layers)"; content on 'conv4_2'.
+PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+PAPER_CONTENT_LAYER = "conv4_2"
+
+# Fig. 3 rows: style matched on the growing layer sets A = conv1_1 … E = conv1_1..conv5_1.
+FIG3_LAYER_SETS: dict[str, tuple[str, ...]] = {
+    letter: PAPER_STYLE_LAYERS[: i + 1] for i, letter in enumerate("ABCDE")
+}
+# Fig. 3 columns: α/β = 1e-5, 1e-4, 1e-3, 1e-2 (left to right).
+FIG3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
+
+INITS = ("noise", "content", "style")
+OPTIMIZERS = ("lbfgs", "adam")
+POOLINGS = ("avg", "max")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Every setting of one stylization. Frozen; use ``dataclasses.replace`` or ``with_overrides``."""
+
+    name: str = "custom"
+    description: str = ""
+    source: str = ""
+    content_layers: tuple[str, ...] = (PAPER_CONTENT_LAYER,)
+    style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
+    #: w_l per style layer; None means equal weights 1/len(style_layers) (the paper's w_l = 1/5).
+    style_layer_weights: tuple[float, ...] | None = None
+    #: the paper's α/β; multiplied by the weights' alpha_beta_scale before use.
+    alpha_beta: float = 1e-3
+    #: "avg" is the paper's choice: "replacing the max-pooling operation by average pooling improves the gradient flow".
+    pooling: str = "avg"
+    #: "noise" (the paper: "starting from a white noise image"), "content" or "style".
+    init: str = "noise"
+    #: "lbfgs" (the paper: "we found L-BFGS to work best") or "adam".
+    optimizer: str = "lbfgs"
+    #: optimisation steps (function evaluations) at the final scale.
+    steps: int = 500
+    #: longest side of the output in px.
+    size: int = 512
+    #: coarse-to-fine: number of scales, each ``scale_factor`` times the previous (1 = single scale, as in the paper).
+    num_scales: int = 1
+    scale_factor: float = 2.0
+    #: steps at every scale but the last (None: same as ``steps``).
+    coarse_steps: int | None = None
+    #: style image resized to style_scale x the content's longest side.
+    style_scale: float = 1.0
+    #: weight of the total-variation smoothness term, relative to the style loss (not in the paper).
+    tv_weight: float = 0.0
+    #: Adam's step size in pixel units (image in [0, 1]); L-BFGS uses 1.
+    learning_rate: float = 0.02
+    #: transfer luminance only and keep the content's colours (Gatys et al. 2016, "Preserving color").
+    preserve_colors: bool = False
+
+    def with_overrides(self, **overrides: Any) -> "Preset":
+        """A validated copy with some fields changed; ``None`` values are ignored."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("content_layers", "style_layers", "style_layer_weights"):
+            if key in changes:
+                val = changes[key]
+                changes[key] = (val,) if isinstance(val, (str, int, float)) else tuple(val)
+        if changes:
+            changes.setdefault("name", f"{self.name}+custom" if not self.name.endswith("+custom") else self.name)
+        out = dataclasses.replace(self, **changes)
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        """Check every field; messages name the valid values."""
+
+        def positive(name: str, value: float, allow_zero: bool = False) -> None:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value >= 0 if allow_zero else value > 0)
+            if not ok:
+                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+
+        def integer(name: str, value: Any, minimum: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+        if not self.content_layers and not self.style_layers:
+            raise ConfigError("need at least one content or style layer")
+        if not self.style_layers:
+            raise ConfigError("style_layers is empty; give at least one, e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ConfigError(
+                    f"style_layer_weights has {len(self.style_layer_weights)} values for "
+                    f"{len(self.style_layers)} style layers; give one per layer"
+                )
+            for w in self.style_layer_weights:
+                positive("each style layer weight", w, allow_zero=True)
+            if sum(self.style_layer_weights) <= 0:
+                raise ConfigError("style_layer_weights are all zero; give at least one positive weight")
+        positive("alpha_beta", self.alpha_beta, allow_zero=True)
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)} (or pass an init image), got {self.init!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        integer("steps", self.steps, 1)
+        integer("size", self.size, 16)
+        if self.size > 8192:
+            raise ConfigError(f"size {self.size} px is too large; use at most 8192")
+        integer("num_scales", self.num_scales, 1)
+        positive("scale_factor", self.scale_factor)
+        if self.num_scales > 1 and self.scale_factor <= 1:
+            raise ConfigError(f"scale_factor must be > 1 for multi-scale runs, got {self.scale_factor!r}")
+        if self.coarse_steps is not None:
+            integer("coarse_steps", self.coarse_steps, 1)
+        positive("style_scale", self.style_scale)
+        if not 0.05 <= self.style_scale <= 8:
+            raise ConfigError(f"style_scale must be between 0.05 and 8, got {self.style_scale!r}")
+        positive("tv_weight", self.tv_weight, allow_zero=True)
+        positive("learning_rate", self.learning_rate)
+
+    @property
+    def layer_weights(self) -> dict[str, float]:
+        """Style layer -> w_l, normalised to sum to 1 (the paper's w_l = 1/5 for five layers)."""
+        ws = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        total = float(sum(ws))
+        return {name: float(w) / total for name, w in zip(self.style_layers, ws)}
+
+    def scale_sizes(self) -> list[int]:
+        """Longest side at each scale, coarse to fine."""
+        return [max(16, round(self.size / self.scale_factor ** k)) for k in reversed(range(self.num_scales))]
+
+    def scale_steps(self) -> list[int]:
+        coarse = self.coarse_steps if self.coarse_steps is not None else self.steps
+        return [coarse] * (self.num_scales - 1) + [self.steps]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _fig3_name(letter: str, ratio: float) -> str:
+    return f"fig3-{letter}-{ratio:.0e}".replace("e-0", "e-")
+
+
+def _build() -> dict[str, Preset]:
+    presets = {
+        "paper": Preset(
+            name="paper",
+            description="The paper's Fig. 2 B-D: conv4_2 content, conv1_1..conv5_1 style, α/β = 1e-3",
+            source="Gatys et al. 2015, Fig. 2 B-D caption: α/β = 1×10⁻³; Methods: avg pooling, white noise, L-BFGS",
+            alpha_beta=1e-3,
+        ),
+        "paper-1e-4": Preset(
+            name="paper-1e-4",
+            description="The paper's Fig. 2 E-F: as 'paper' with α/β = 1e-4 (more style)",
+            source="Gatys et al. 2015, Fig. 2 E-F caption: α/β = 1×10⁻⁴",
+            alpha_beta=1e-4,
+        ),
+        "preview": Preset(
+            name="preview",
+            description="Quick CPU preview: 256 px, starts from the content photo, 150 L-BFGS steps",
+            source="practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)",
+            alpha_beta=1e-3,
+            init="content",
+            steps=150,
+            size=256,
+        ),
+        "quality": Preset(
+            name="quality",
+            description="Quality: coarse to fine 128 → 256 → 512 px, 300 steps at each scale",
+            source="practical: multi-scale as in crowsonkb/style-transfer-pytorch and jcjohnson's multires recipe",
+            alpha_beta=1e-3,
+            init="noise",
+            steps=300,
+            coarse_steps=300,
+            size=512,
+            num_scales=3,
+        ),
+    }
+    for letter, layers in FIG3_LAYER_SETS.items():
+        for ratio in FIG3_RATIOS:
+            name = _fig3_name(letter, ratio)
+            presets[name] = Preset(
+                name=name,
+                description=f"Fig. 3 row {letter} ({', '.join(layers)}), column α/β = {ratio:.0e}",
+                source=f"Gatys et al. 2015, Fig. 3: style layers {layers[0]}..{layers[-1]}, α/β = {ratio:.0e}",
+                style_layers=layers,
+                alpha_beta=ratio,
+            )
+    for p in presets.values():
+        p.validate()
+    return presets
+
+
+#: Every named preset: ``paper``, ``paper-1e-4``, ``preview``, ``quality`` and ``fig3-{A..E}-{1e-5..1e-2}``.
+PRESETS: Mapping[str, Preset] = _build()
+
+
+def get_preset(preset: str | Preset) -> Preset:
+    """Look a preset up by name (or pass a Preset through)."""
+    if isinstance(preset, Preset):
+        preset.validate()
+        return preset
+    try:
+        return PRESETS[preset]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}") from None
+
+
+def fig3_preset_name(letter: str, ratio: float) -> str:
+    """Name of a Fig. 3 grid cell, e.g. ``fig3_preset_name('E', 1e-3) == 'fig3-E-1e-3'``."""
+    name = _fig3_name(letter, ratio)
+    get_preset(name)
+    return name

@@ -1,0 +1,1 @@
+"""Weights as Hugging Face Hub repos: convert checkpoints, write model cards, push and pull."""

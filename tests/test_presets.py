@@ -1,0 +1,61 @@
+"""Presets: the paper's settings by name, with provenance, and validation of overrides."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gatys import PRESETS, Preset
+from gatys.errors import ConfigError
+from gatys.presets import FIG3_LAYER_SETS, FIG3_RATIOS, fig3_preset_name, get_preset
+
+
+def test_paper_preset_is_the_paper():
+    p = PRESETS["paper"]
+    assert p.content_layers == ("conv4_2",)
+    assert p.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    assert all(math.isclose(w, 0.2) for w in p.layer_weights.values())  # w_l = 1/5
+    assert p.alpha_beta == 1e-3 and p.pooling == "avg" and p.init == "noise" and p.optimizer == "lbfgs"
+    assert PRESETS["paper-1e-4"].alpha_beta == 1e-4
+
+
+def test_fig3_grid_complete():
+    assert len(FIG3_LAYER_SETS) == 5 and FIG3_RATIOS == (1e-5, 1e-4, 1e-3, 1e-2)
+    for letter, layers in FIG3_LAYER_SETS.items():
+        for ratio in FIG3_RATIOS:
+            p = PRESETS[fig3_preset_name(letter, ratio)]
+            assert p.style_layers == layers and p.alpha_beta == ratio
+    assert PRESETS["fig3-A-1e-5"].style_layers == ("conv1_1",)
+    assert PRESETS["fig3-E-1e-2"].style_layers[-1] == "conv5_1"
+
+
+def test_every_preset_has_a_source():
+    for p in PRESETS.values():
+        assert p.source and p.description
+
+
+def test_overrides_validated():
+    p = PRESETS["paper"].with_overrides(steps=10, style_layers="conv1_1,conv2_1".split(","))
+    assert p.steps == 10 and p.style_layers == ("conv1_1", "conv2_1")
+    with pytest.raises(ConfigError, match="steps must be an integer >= 1"):
+        PRESETS["paper"].with_overrides(steps=0)
+    with pytest.raises(ConfigError, match="alpha_beta must be a non-negative number"):
+        PRESETS["paper"].with_overrides(alpha_beta=float("nan"))
+    with pytest.raises(ConfigError, match="non-negative"):
+        PRESETS["paper"].with_overrides(style_layer_weights=(1, 1, -1, 1, 1))
+    with pytest.raises(ConfigError, match="one per layer"):
+        PRESETS["paper"].with_overrides(style_layer_weights=(1, 1))
+    with pytest.raises(ConfigError, match="unknown setting"):
+        PRESETS["paper"].with_overrides(stpes=3)
+    with pytest.raises(ConfigError, match="init must be one of noise, content, style"):
+        PRESETS["paper"].with_overrides(init="zeros")
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; valid: paper"):
+        get_preset("nope")
+
+
+def test_multiscale_schedule():
+    q = PRESETS["quality"]
+    assert q.scale_sizes() == [128, 256, 512]
+    assert len(q.scale_steps()) == 3
+    assert Preset(size=300).scale_sizes() == [300]
