@@ -80,6 +80,9 @@ class StylizeOutput:
 
 Callback = Callable[[StepInfo], Any]
 
+#: Standard deviation of the white-noise init (image in [0, 1]); see StyleTransfer._init.
+NOISE_STD = 1e-3
+
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
     if device is not None:
@@ -374,8 +377,7 @@ class StyleTransfer:
             x = F.interpolate(style, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
         else:
             gen = torch.Generator().manual_seed(seed) if seed is not None else None
-            # The paper's "white noise image": uniform noise in the pixel range.
-            x = torch.rand((1, 3, h, w), generator=gen).to(self.device)
+            x = (0.5 + NOISE_STD * torch.randn((1, 3, h, w), generator=gen)).to(self.device)
         if opts.preserve_colors:
             x = im.luminance(x)
         return x

@@ -39,12 +39,14 @@ def test_init_options(tiny_st, content_img, style_img):
     from_image = tiny_st.stylize(content_img, style_img, init_image=style_img, **one).image
     assert np.abs(np.asarray(from_image, float) - np.asarray(style_img.resize(from_image.size), float)).mean() < 3
     noise = tiny_st.stylize(content_img, style_img, init="noise", **one).image
-    assert np.asarray(noise, float).std() > 50  # uniform white noise
+    arr = np.asarray(noise, float)
+    assert abs(arr.mean() - 128) < 20 and arr.std() < 30  # low-amplitude white noise around mid-grey
 
 
 def test_adam_and_lbfgs_both_optimise(tiny_st, content_img, style_img):
     for opt in ("adam", "lbfgs"):
-        out = tiny_st.stylize(content_img, style_img, size=32, steps=20, optimizer=opt, learning_rate=0.05)
+        out = tiny_st.stylize(content_img, style_img, size=32, steps=20, optimizer=opt, learning_rate=0.05,
+                              init="content")
         assert out.losses[-1].loss < 0.9 * out.losses[0].loss, opt
 
 
