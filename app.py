@@ -28,7 +28,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from gatys import PRESETS, GatysError, StyleTransfer
+from gatys import PRESETS, GatysError, Preset, StyleTransfer
 from gatys import image as gimg
 from gatys.presets import FIG3_LAYER_SETS, FIG3_RATIOS, PAPER_STYLE_LAYERS, fig3_preset_name
 
@@ -37,6 +37,8 @@ log = logging.getLogger("gatys.app")
 HERE = Path(__file__).resolve().parent
 #: Example images: the Space ships some in examples/; a checkout of the project finds them in ../shared/images.
 EXAMPLE_DIRS = [HERE / "examples", HERE.parent / "shared" / "images"]
+#: The app's default: a 256 px preset that shows a first snapshot within seconds and finishes in about a
+#: minute on a 2-core CPU (the library's default works at 512 px, minutes on such a CPU).
 DEFAULT_PRESET = "preview"
 #: Uploads larger than this (longest side) are downscaled with a notice: the output is at most MAX_SIZE px and
 #: the style image at most a few times that, so more pixels only cost memory.
@@ -44,8 +46,8 @@ MAX_UPLOAD_SIDE = 2048
 #: Refuse to decode more than this on a shared server (gatys' own limit is 200 MP).
 MAX_UPLOAD_PIXELS = 60_000_000
 MAX_SIZE = 1024
-#: Fig. 1 of the paper: content reconstructed from each of these layers ...
-FIG1_CONTENT_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+#: Fig. 1 of the paper: content reconstructed from each of conv1_1 ... conv5_1 (the paper's style layers) ...
+FIG1_CONTENT_LAYERS = PAPER_STYLE_LAYERS
 #: ... and style reconstructed from the growing sets conv1_1, conv1_1+conv2_1, ... (FIG3_LAYER_SETS rows A-E).
 FIG1_STYLE_SETS = tuple(FIG3_LAYER_SETS.values())
 
@@ -53,7 +55,7 @@ FIG1_STYLE_SETS = tuple(FIG3_LAYER_SETS.values())
 
 try:
     st: StyleTransfer | None = StyleTransfer.from_pretrained()
-    WEIGHTS_LINE = f"Weights: **{st.weights_name}** · device: **{st.device}**"
+    WEIGHTS_LINE = f"Weights: **{st.description}**"  # e.g. "VGG-16 (HED, offline) on cpu"
     WEIGHTS_ERROR = ""
 except Exception as e:  # the app still starts and says why it cannot run
     log.exception("could not load the weights")
@@ -99,15 +101,19 @@ def preset_label(name: str) -> str:
         return f"Quick preview · from the photo ({p.size} px, {p.steps} steps)"
     if name == "quality":
         return "Quality · coarse to fine 128 → 256 → 512 px"
-    letter, ratio = name.split("-", 2)[1:]
-    layers = FIG3_LAYER_SETS[letter]
-    return f"Fig. 3 row {letter} ({layers[0]}…{layers[-1]}) · α/β = {ratio}"
+    if name.startswith("fig3-"):
+        letter, ratio = name.split("-", 2)[1:]
+        layers = FIG3_LAYER_SETS[letter]
+        span = layers[0] if len(layers) == 1 else f"{layers[0]}…{layers[-1]}"
+        return f"Fig. 3 row {letter} ({span}) · α/β = {ratio}"
+    return f"{name.capitalize()} · {p.description.split(':')[0]} ({p.size} px, {p.steps} steps)"
 
 
-PRESET_CHOICES = [(preset_label(n), n) for n in ("preview", "paper", "paper-1e-4", "quality")] + [
-    (preset_label(fig3_preset_name(letter, r)), fig3_preset_name(letter, r)) for letter in FIG3_LAYER_SETS
-    for r in FIG3_RATIOS
-]
+FIRST = ("preview", "recommended", "paper", "paper-1e-4", "quality")
+PRESET_CHOICES = [(preset_label(n), n) for n in (*[n for n in FIRST if n in PRESETS],
+                                                  *[n for n in PRESETS if n not in FIRST and not n.startswith("fig3-")])]
+PRESET_CHOICES += [(preset_label(fig3_preset_name(letter, r)), fig3_preset_name(letter, r))
+                   for letter in FIG3_LAYER_SETS for r in FIG3_RATIOS]
 
 
 def format_seconds(s: float) -> str:
@@ -116,16 +122,13 @@ def format_seconds(s: float) -> str:
     return f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 
-def plan(size: int, steps: int, scales: int, scale_factor: float, coarse_steps: int | None,
-         aspect: float = 0.75) -> list[tuple[int, int]]:
-    """(pixels, steps) per scale, as Preset.scale_sizes/scale_steps will run them."""
-    sizes = [max(16, round(size / scale_factor ** k)) for k in reversed(range(scales))]
-    per = [coarse_steps if coarse_steps is not None else steps] * (scales - 1) + [steps]
-    return [(round(s * s * aspect), n) for s, n in zip(sizes, per)]
+def schedule(opts: Preset, aspect: float = 0.75) -> list[tuple[int, int]]:
+    """(pixels, steps) per scale, for an image whose short side is ``aspect`` times its long side."""
+    return [(round(s * s * aspect), n) for s, n in zip(opts.scale_sizes(), opts.scale_steps())]
 
 
-def expected_seconds(schedule: list[tuple[int, int]]) -> float:
-    return SECONDS_PER_PIXEL_STEP * sum(px * n for px, n in schedule)
+def expected_seconds(plan: list[tuple[int, int]]) -> float:
+    return SECONDS_PER_PIXEL_STEP * sum(px * n for px, n in plan)
 
 
 def load_upload(path: str | None, name: str) -> Image.Image | None:
@@ -265,12 +268,15 @@ def preset_settings(preset: str) -> tuple:
 
 def preset_info(preset: str, size: float, steps: float, scales: float) -> str:
     p = PRESETS.get(preset, PRESETS[DEFAULT_PRESET])
-    size, steps, scales = int(size or p.size), int(steps or p.steps), int(scales or 1)
-    coarse = p.coarse_steps if scales == p.num_scales else None
-    eta = expected_seconds(plan(size, steps, scales, p.scale_factor, coarse))
+    try:
+        opts = p.with_overrides(size=int(size), steps=int(steps), num_scales=int(scales))
+    except (GatysError, TypeError, ValueError):
+        opts = p
+    eta = expected_seconds(schedule(opts))
     machine = "this CPU" if st is None or st.device.type == "cpu" else f"this {st.device.type.upper()}"
-    return (f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: about {format_seconds(eta)}** "
-            f"({size} px, {steps} steps{f', {scales} scales' if scales > 1 else ''}).")
+    scales_note = f", {opts.num_scales} scales" if opts.num_scales > 1 else ""
+    return (f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: about "
+            f"{format_seconds(eta)}** ({opts.size} px, {opts.steps} steps{scales_note}).")
 
 
 def stylize(
@@ -342,9 +348,8 @@ def stylize(
     except GatysError as e:
         raise gr.Error(str(e)) from None
 
-    aspect = min(content_img.size) / max(content_img.size)
-    schedule = plan(opts.size, opts.steps, opts.num_scales, opts.scale_factor, opts.coarse_steps, aspect)
-    total = sum(n for _, n in schedule)
+    plan = schedule(opts, min(content_img.size) / max(content_img.size))
+    total = sum(n for _, n in plan)
     every = int(snapshot_every) or auto_every(total)
     key, run = begin(request, "stylize")
     run.total = total
@@ -361,47 +366,47 @@ def stylize(
 
     items: list[tuple[str, str]] = []
     last_yield = 0.0
-    info = None
-    progress(0, desc="Starting")
+    total_work = sum(px * n for px, n in plan)
     try:
+        # A fresh page for this run. The status line then hosts the progress bar: Gradio shows it over a
+        # component until that component's next value, so the status gets none until the end.
+        yield [], "", None
+        progress(0, desc="Starting")
         for kind, value in in_worker(run, job):
+            if run.stop.is_set():  # Stop was clicked: its handler has the last word on the page
+                return
             if kind == "done":
                 out = value
-                if out is None:
-                    return
                 learn_speed(out.losses)
                 final = gimg.save_image(out.image, run_dir / f"{name}.png")
-                if out.stopped:
-                    items.append((str(final), f"stopped at step {out.losses[-1].step}"))
-                verb = "Stopped" if out.stopped else "Done"
                 fl = out.final_losses
-                status = (f"**{verb}** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
+                status = (f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
                           f"{fl['loss']:.4g} (content {fl['content']:.3g}, style {fl['style']:.3g}) · settings "
                           f"`{opts.name}` · {out.weights} on {out.device}")
                 yield gr.Gallery(value=list(items), selected_index=len(items) - 1), status, str(final)
                 return
-            if kind == "tick" and info is None:
-                continue
+            new_snapshot = False
             if kind == "step":
                 info, snap = value
                 run.step = info.step
-                progress((info.step, info.total), desc="Stylizing", unit="steps")
+                remaining = _remaining(plan, info.step)
+                left = expected_seconds(remaining)
+                if info.step >= 5:  # this run's own pace, which counts whatever else the machine is doing
+                    done_work = total_work - sum(px * n for px, n in remaining)
+                    left *= info.elapsed / done_work / SECONDS_PER_PIXEL_STEP
+                progress((info.step, info.total), desc=f"loss {info.loss:.3g} · about {format_seconds(left)} left",
+                         unit="steps")
                 if snap is not None:
                     path = gimg.save_image(snap, run_dir / f"step{info.step:05d}.png")
                     size_note = f" · {info.size[0]}×{info.size[1]}" if opts.num_scales > 1 else ""
                     items.append((str(path), f"step {info.step}/{info.total} · loss {info.loss:.3g}{size_note}"))
-            if run.stop.is_set():
-                return
-            now = time.monotonic()
-            new_snapshot = kind == "step" and value[1] is not None
-            if not new_snapshot and now - last_yield < 0.5:
-                continue
-            last_yield = now
-            left = expected_seconds(_remaining(schedule, info.step))
-            status = (f"**Running** · step {info.step}/{info.total} · loss {info.loss:.4g} · "
-                      f"{info.elapsed:.0f} s elapsed, about {format_seconds(left)} left")
-            gallery = gr.Gallery(value=list(items), selected_index=len(items) - 1) if new_snapshot else gr.skip()
-            yield gallery, status, gr.skip()
+                    new_snapshot = True
+            # Yield at least every half second, even with nothing new: Gradio can only close (cancel) this
+            # generator between two yields.
+            if new_snapshot or time.monotonic() - last_yield >= 0.5:
+                last_yield = time.monotonic()
+                gallery = gr.Gallery(value=list(items), selected_index=len(items) - 1) if new_snapshot else gr.skip()
+                yield gallery, gr.skip(), gr.skip()
     except Exception as e:
         raise user_error(e) from None
     finally:
@@ -419,9 +424,9 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _remaining(schedule: list[tuple[int, int]], done: int) -> list[tuple[int, int]]:
+def _remaining(plan: list[tuple[int, int]], done: int) -> list[tuple[int, int]]:
     out = []
-    for px, n in schedule:
+    for px, n in plan:
         take = min(n, done)
         done -= take
         out.append((px, n - take))
@@ -457,8 +462,8 @@ def stop_session(request: gr.Request) -> None:
 
 def fig1_info(size: float, steps: float) -> str:
     eta = expected_seconds([(round(int(size) ** 2 * 0.75), int(steps) * 10)])
-    return (f"Ten reconstructions from white noise (five content, five style), {int(steps)} L-BFGS steps each "
-            f"at {int(size)} px: **about {format_seconds(eta)}** here.")
+    return (f"Ten reconstructions from white noise (five content, five style), {int(steps)} steps each at "
+            f"{int(size)} px: **about {format_seconds(eta)}** here.")
 
 
 def reconstruct(
@@ -466,6 +471,7 @@ def reconstruct(
     style: str | None = None,
     size: float = 128,
     steps: float = 100,
+    optimizer: str = "lbfgs",
     request: gr.Request = None,
     progress=gr.Progress(),
 ):
@@ -480,6 +486,8 @@ def reconstruct(
     content_img = load_upload(content, "content image")
     style_img = load_upload(style, "style image")
     size, steps = int(size), int(steps)
+    if optimizer not in ("adam", "lbfgs"):
+        raise gr.Error(f"Unknown optimiser {optimizer!r}; use adam or lbfgs.")
     if size > MAX_SIZE:
         raise gr.Error(f"Size {size} px is over this app's limit of {MAX_SIZE} px.")
     try:
@@ -501,7 +509,7 @@ def reconstruct(
                 done = (2 * i + j) * steps
                 cb = lambda info, done=done: emit("step", (done + info.step, info.loss))  # noqa: E731
                 img = content_img if kind == "content" else style_img
-                out = fn(img, arg, size=size, steps=steps, seed=0, callback=cb)
+                out = fn(img, arg, size=size, steps=steps, seed=0, optimizer=optimizer, callback=cb)
                 if out.stopped or not emit("result", (kind, arg, out)):
                     return
 
@@ -510,9 +518,12 @@ def reconstruct(
     last_yield = 0.0
     step = 0
     start = time.monotonic()
-    progress(0, desc="Starting")
     try:
+        yield [], [], ""  # a fresh page; the status line then hosts the progress bar until the end
+        progress(0, desc="Starting")
         for kind, value in in_worker(run, job):
+            if run.stop.is_set():  # Stop was clicked: its handler has the last word on the page
+                return
             if kind == "done":
                 status = (f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer keeps it; "
                           "right, the painting's style from ever more layers.")
@@ -521,24 +532,20 @@ def reconstruct(
             if kind == "step":
                 step, loss = value
                 run.step = step
-                progress((step, run.total), desc="Reconstructing", unit="steps")
+                done = len(contents) + len(styles)
+                progress((step, run.total), desc=f"Reconstruction {done + 1} of {n_runs}", unit="steps")
             elif kind == "result":
                 which, arg, out = value
-                label = arg if which == "content" else " + ".join(arg)
+                label = arg if which == "content" or len(arg) == 1 else f"+ {arg[-1]}"  # the set grows by one
                 path = gimg.save_image(out.image, run_dir / f"{which}-{len(contents) + len(styles)}.png")
                 (contents if which == "content" else styles).append((str(path), label))
-                yield (gr.Gallery(value=list(contents), selected_index=None) if which == "content" else gr.skip(),
-                       gr.Gallery(value=list(styles), selected_index=None) if which == "style" else gr.skip(),
-                       f"**Running** · {len(contents) + len(styles)} of {n_runs} reconstructions done")
+                yield (list(contents) if which == "content" else gr.skip(),
+                       list(styles) if which == "style" else gr.skip(), gr.skip())
                 last_yield = time.monotonic()
                 continue
-            if run.stop.is_set():
-                return
-            if step and time.monotonic() - last_yield >= 0.5:
+            if time.monotonic() - last_yield >= 0.5:  # Gradio can only close (cancel) us between two yields
                 last_yield = time.monotonic()
-                done = len(contents) + len(styles)
-                yield gr.skip(), gr.skip(), (f"**Running** · reconstruction {done + 1} of {n_runs} · step {step}/"
-                                             f"{run.total} · {time.monotonic() - start:.0f} s elapsed")
+                yield gr.skip(), gr.skip(), gr.skip()
     except Exception as e:
         raise user_error(e) from None
     finally:
@@ -580,7 +587,7 @@ def example_rows() -> list[list[str]]:
 
 CSS = """
 #weights-line {opacity: 0.85}
-#stylize-gallery, #fig1-content, #fig1-style {min-height: 360px}
+#stylize-gallery {min-height: 360px}
 """
 
 with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(1800, 3600)) as demo:
@@ -594,8 +601,8 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         with gr.Row():
             with gr.Column(scale=1):
                 with gr.Row():
-                    content = image_input("Content image", height=260)
-                    style = image_input("Style image", height=260)
+                    content = image_input("Content image", height=260, elem_id="content")
+                    style = image_input("Style image", height=260, elem_id="style")
                 style_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style image weight")
                 with gr.Accordion("Blend more styles", open=False):
                     gr.Markdown("Style images are blended by their weights (normalised to sum to 1).")
@@ -605,7 +612,8 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     with gr.Row():
                         style_2_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 2 weight")
                         style_3_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 3 weight")
-                preset = gr.Dropdown(PRESET_CHOICES, value=DEFAULT_PRESET, label="Preset (the paper's settings by figure)")
+                preset = gr.Dropdown(PRESET_CHOICES, value=DEFAULT_PRESET, label="Preset (the paper's settings by figure)",
+                                     elem_id="preset")
                 settings0 = preset_settings(DEFAULT_PRESET)
                 info = gr.Markdown(settings0[-1], elem_id="preset-info")
                 with gr.Row():
@@ -613,16 +621,20 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Accordion("Advanced (filled in by the preset)", open=False):
                     alpha_beta = gr.Slider(-6, 0, value=settings0[0], step=0.25,
-                                           label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)")
+                                           label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
+                                           elem_id="alpha-beta")
                     with gr.Row():
-                        steps = gr.Slider(5, 2000, value=settings0[1], step=5, label="Steps (at the finest scale)")
-                        size = gr.Slider(64, MAX_SIZE, value=settings0[2], step=32, label="Output size (longest side, px)")
+                        steps = gr.Slider(1, 2000, value=settings0[1], step=1, label="Steps (at the finest scale)",
+                                          elem_id="steps")
+                        size = gr.Slider(64, MAX_SIZE, value=settings0[2], step=32, label="Output size (longest side, px)",
+                                         elem_id="size")
                     with gr.Row():
                         scales = gr.Slider(1, 4, value=settings0[3], step=1, label="Scales (coarse to fine)")
-                        snapshot_every = gr.Slider(0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)")
+                        snapshot_every = gr.Slider(0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)",
+                                                   elem_id="snapshot-every")
                     style_layers = gr.CheckboxGroup(list(PAPER_STYLE_LAYERS), value=settings0[4], label="Style layers")
                     init = gr.Radio([("White noise (the paper)", "noise"), ("Content image", "content"),
-                                     ("Style image", "style")], value=settings0[5], label="Start from")
+                                     ("Style image", "style")], value=settings0[5], label="Start from", elem_id="init")
                     with gr.Row():
                         style_scale = gr.Slider(0.25, 4, value=settings0[7], step=0.05, label="Style scale")
                         tv_weight = gr.Number(settings0[8], minimum=0, label="TV weight (smoothness; not in the paper)")
@@ -633,7 +645,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                 gallery = gr.Gallery(label="Snapshots (newest selected)", columns=4, height=560, preview=True,
                                      object_fit="contain", elem_id="stylize-gallery", interactive=False)
                 status = gr.Markdown("Upload two images (or pick an example below) and click **Stylize**.",
-                                     elem_id="status")
+                                     elem_id="status", min_height=80)
                 result = gr.File(label="Final image (PNG)", elem_id="result", interactive=False, height=110)
         rows = example_rows()
         labels = ["Tübingen × The Starry Night", "Tübingen × The Shipwreck of the Minotaur"][: len(rows)]
@@ -648,21 +660,24 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
             "larger scales)."
         )
         with gr.Row():
-            fig1_content = image_input("Content image", height=220)
-            fig1_style = image_input("Style image", height=220)
+            fig1_content = image_input("Content image", height=220, elem_id="fig1-content-in")
+            fig1_style = image_input("Style image", height=220, elem_id="fig1-style-in")
             with gr.Column():
-                fig1_size = gr.Slider(64, 512, value=128, step=32, label="Size (px)")
-                fig1_steps = gr.Slider(10, 500, value=100, step=10, label="Steps per reconstruction")
+                fig1_size = gr.Slider(64, 512, value=128, step=32, label="Size (px)", elem_id="fig1-size")
+                fig1_steps = gr.Slider(1, 500, value=100, step=1, label="Steps per reconstruction",
+                                       elem_id="fig1-steps")
+                fig1_optimizer = gr.Radio([("L-BFGS (the paper)", "lbfgs"), ("Adam", "adam")], value="lbfgs",
+                                          label="Optimiser")
                 fig1_eta = gr.Markdown(fig1_info(128, 100))
                 with gr.Row():
                     fig1_btn = gr.Button("Reconstruct", variant="primary", elem_id="fig1-run")
                     fig1_stop = gr.Button("Stop", variant="stop", elem_id="fig1-stop")
         with gr.Row():
-            fig1_content_out = gr.Gallery(label="Content reconstructions (conv1_1 → conv5_1)", columns=5,
-                                          elem_id="fig1-content", interactive=False)
-            fig1_style_out = gr.Gallery(label="Style reconstructions (conv1_1 → conv1_1…conv5_1)", columns=5,
-                                        elem_id="fig1-style", interactive=False)
-        fig1_status = gr.Markdown("", elem_id="fig1-status")
+            fig1_content_out = gr.Gallery(label="Content reconstructions, from conv1_1 … conv5_1 alone", columns=5,
+                                          height=300, elem_id="fig1-content", interactive=False)
+            fig1_style_out = gr.Gallery(label="Style reconstructions, from conv1_1, + conv2_1, … + conv5_1",
+                                        columns=5, height=300, elem_id="fig1-style", interactive=False)
+        fig1_status = gr.Markdown("", elem_id="fig1-status", min_height=80)
         if rows:
             gr.Examples(rows, inputs=[fig1_content, fig1_style], cache_examples=False, example_labels=labels)
 
@@ -675,14 +690,15 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         [content, style, style_weight, style_2, style_2_weight, style_3, style_3_weight, preset, *advanced[:6],
          seed, preserve_colors, style_scale, tv_weight, snapshot_every],
         [gallery, status, result],
-        api_name="stylize", concurrency_limit=1, concurrency_id="optimiser", show_progress_on=[result],
+        api_name="stylize", concurrency_limit=1, concurrency_id="optimiser", show_progress_on=[status],
     )
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
     for field in (fig1_size, fig1_steps):
         field.change(fig1_info, [fig1_size, fig1_steps], fig1_eta, api_visibility="private", queue=False)
     fig1_event = fig1_btn.click(
-        reconstruct, [fig1_content, fig1_style, fig1_size, fig1_steps], [fig1_content_out, fig1_style_out, fig1_status],
-        api_name="reconstruct", concurrency_limit=1, concurrency_id="optimiser", show_progress_on=[fig1_style_out],
+        reconstruct, [fig1_content, fig1_style, fig1_size, fig1_steps, fig1_optimizer],
+        [fig1_content_out, fig1_style_out, fig1_status],
+        api_name="reconstruct", concurrency_limit=1, concurrency_id="optimiser", show_progress_on=[fig1_status],
     )
     fig1_stop.click(stop_reconstruct, None, fig1_status, cancels=[fig1_event], api_name="stop_reconstruct", queue=False)
     demo.unload(stop_session)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GatysError
-from .presets import PRESETS, Preset
+from .presets import DEFAULT_PRESET, PRESETS, Preset
 
 # Preset fields that are descriptive, not settings.
 _NOT_OPTIONS = {"name", "description", "source"}
@@ -99,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("content", help="content image (the photo)")
     parser.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended")
     parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp); written atomically")
-    parser.add_argument("--preset", default=sig.parameters["preset"].default, choices=list(PRESETS), metavar="NAME",
-                        help=f"settings to start from [{sig.parameters['preset'].default}]; see the list below")
+    # Departure from the library's default ("paper", white-noise init): the CLI starts from the photo, which
+    # keeps it recognisable with every weights we ship (see presets.DEFAULT_PRESET); --preset paper is exact.
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), metavar="NAME",
+                        help=f"settings to start from [{DEFAULT_PRESET}]; 'paper' is the paper exactly; see the list below")
     parser.add_argument("--style-weights", type=_csv(float), metavar="W1,W2,...",
                         help="blend weights of the style images (normalised) [equal]")
     parser.add_argument("--seed", type=int, default=sig.parameters["seed"].default,

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from . import allocator
 from . import image as im
 from .errors import ConfigError, GatysError
-from .losses import content_loss, gram_matrix, layer_style_loss, tv_loss
+from .losses import content_loss, gram_matrix, style_layer_loss, tv_loss
 from .presets import PAPER_STYLE_LAYERS, Preset, get_preset
 from .vgg import VGGFeatures
 
@@ -287,7 +288,13 @@ class StyleTransfer:
         )
         self._check_common(opts, snapshot_every, "fp32")
         img = im.load_image(image, max_side=size * 2, name="image")
-        return self._run(opts, img, [img], [1.0], None, seed, callback, snapshot_every, progress, "fp32", mode="style")
+        w, h = im.resize_longest(img, size, "image").size
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        # Full-range uniform white noise here: with no content term, the low-amplitude noise of stylize() is
+        # nearly uniform, its style gradient nearly uniform too, and L-BFGS crawls (measured); a texture
+        # keeps no grain the Gram matrices do not ask for.
+        noise = im.to_pil(torch.rand((1, 3, h, w), generator=gen))
+        return self._run(opts, img, [img], [1.0], noise, seed, callback, snapshot_every, progress, "fp32", mode="style")
 
     # -- validation ----------------------------------------------------------------------------------------
 
@@ -348,7 +355,8 @@ class StyleTransfer:
         return _Targets(targets, content_weights, grams, {n: w for n, w in s_weights.items()}, alpha,
                         opts.tv_weight if use_style else 0.0, opts.pooling)
 
-    def _losses(self, x: torch.Tensor, t: _Targets, autocast: Any) -> tuple[torch.Tensor, float, float, float]:
+    def _losses(self, x: torch.Tensor, t: _Targets, autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The total loss (for backward) and its parts, stacked so that reading them is one device sync."""
         with autocast():
             feats = self.model(x, t.layers, t.pooling)
         lc = x.new_zeros(())
@@ -356,15 +364,15 @@ class StyleTransfer:
             lc = lc + t.content_weights[name] * content_loss(feats[name], target)
         ls = x.new_zeros(())
         for name, w in t.style_weights.items():
-            f = feats[name]
-            _, n, h, w_ = f.shape
-            ls = ls + w * layer_style_loss(gram_matrix(f), t.grams[name], n, h * w_)
+            ls = ls + w * style_layer_loss(feats[name], t.grams[name])
         loss = t.alpha * lc + ls
         ltv = x.new_zeros(())
         if t.tv_weight > 0:
             ltv = tv_loss(x)
             loss = loss + t.tv_weight * ltv
-        return loss, float(lc.detach()), float(ls.detach()), float(ltv.detach())
+        with torch.no_grad():
+            parts = torch.stack([loss, lc, ls, ltv])
+        return loss, parts
 
     def _init(self, opts: Preset, content: torch.Tensor, style: torch.Tensor | None, init_img: Image.Image | None,
               seed: int | None) -> torch.Tensor:
@@ -400,6 +408,10 @@ class StyleTransfer:
             if precision == "bf16"
             else contextlib.nullcontext
         )
+        on_cpu = self.device.type == "cpu"
+        if on_cpu:
+            # Reuse freed activations between steps instead of re-mapping them (see gatys.allocator).
+            allocator.tune_allocator()
         x: torch.Tensor | None = None
         content = None
         stopped = False
@@ -435,9 +447,9 @@ class StyleTransfer:
 
                 def closure() -> torch.Tensor:
                     opt.zero_grad(set_to_none=False)
-                    loss, lc, ls, ltv = self._losses(x, targets, autocast)
+                    loss, parts = self._losses(x, targets, autocast)
                     loss.backward()
-                    record.update(loss=float(loss.detach()), content=lc, style=ls, tv=ltv)
+                    record.update(zip(("loss", "content", "style", "tv"), parts.tolist()))
                     return loss
 
                 for _ in range(n_steps):
@@ -471,6 +483,8 @@ class StyleTransfer:
         finally:
             if bar is not None:
                 bar.close()
+            if on_cpu:
+                allocator.release_memory()
         if x is None or content is None or not history:
             raise GatysError("the run stopped before its first step; nothing to return")
         final = im.to_pil(self._output(x, content, opts))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from gatys.errors import GatysError
+from hub.card import PLACEHOLDER_REPO
 
 #: What a weights folder publishes; anything else in the folder stays local.
 FILES = ("README.md", "config.json", "model.safetensors")
@@ -46,8 +47,6 @@ def plan(folder: Path, repo_id: str, revision: str, private: bool, endpoint: str
     others = sorted(p.name for p in folder.iterdir() if p.name not in FILES and not p.name.startswith("."))
     if others:
         lines.append(f"  not uploaded: {', '.join(others)}")
-    from hub.card import PLACEHOLDER_REPO
-
     if PLACEHOLDER_REPO in (folder / "README.md").read_text(encoding="utf-8"):
         lines.append(f"  note: the model card's example still says {PLACEHOLDER_REPO}; "
                      f"convert again with --repo-id {repo_id} to name this repo")

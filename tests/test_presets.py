@@ -59,3 +59,12 @@ def test_multiscale_schedule():
     assert q.scale_sizes() == [128, 256, 512]
     assert len(q.scale_steps()) == 3
     assert Preset(size=300).scale_sizes() == [300]
+
+
+def test_cli_and_app_default_is_recommended():
+    from gatys.cli import build_parser
+    from gatys.presets import DEFAULT_PRESET
+
+    assert DEFAULT_PRESET == "recommended" and PRESETS[DEFAULT_PRESET].init == "content"
+    assert PRESETS[DEFAULT_PRESET].alpha_beta == PRESETS["paper"].alpha_beta
+    assert build_parser().get_default("preset") == DEFAULT_PRESET

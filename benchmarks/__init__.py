@@ -1,0 +1,1 @@
+"""Timing and quality harnesses that print tables (``python -m benchmarks.speed``); never part of the tests."""

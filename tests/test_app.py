@@ -1,0 +1,192 @@
+"""The Gradio app: built in-process for its plumbing, and served on localhost for the official gradio_client."""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+import time
+
+import pytest
+from PIL import Image
+
+from app_server import cpu_use, serve, tiny_weights, wait_idle
+from conftest import ROOT, make_image
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    make_image(64, 48, 1).save(d / "content.png")
+    make_image(48, 64, 2).save(d / "style.jpg")
+    make_image(40, 40, 3).save(d / "style2.png")
+    (d / "broken.png").write_bytes(b"this is not an image")
+    return d
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("app")
+    with serve(tiny_weights(d / "weights"), d / "server.log") as (url, proc):
+        yield url, proc
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server[0], verbose=False)
+
+
+# -- the running app, through the official client ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stylize_streams_a_gallery(client, images):
+    from gradio_client import handle_file
+
+    job = client.submit(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
+                        size=64, steps=20, snapshot_every=5, api_name="/stylize")
+    gallery, status, final = job.result(timeout=300)
+    items = gallery["value"] if isinstance(gallery, dict) else gallery
+    assert len(items) == 4, items  # steps 5, 10, 15, 20
+    assert [it["caption"].split(" · ")[0] for it in items] == ["step 5/20", "step 10/20", "step 15/20", "step 20/20"]
+    assert all("loss" in it["caption"] for it in items)
+    for it in items:
+        assert Image.open(it["image"]).size == (64, 48)
+    assert gallery["selected_index"] == 3  # the newest
+    assert status.startswith("**Done**") and "20 steps" in status and "tiny random VGG-16" in status
+    with Image.open(final) as png:
+        assert png.format == "PNG" and png.size == (64, 48)
+    assert final.endswith("content-x-style-preview-custom.png")
+    assert len(job.outputs()) >= 2  # streamed, not one final answer
+
+
+@pytest.mark.slow
+def test_two_styles_and_settings(client, images):
+    from gradio_client import handle_file
+
+    gallery, status, final = client.predict(
+        content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"), style_weight=2,
+        style_2=handle_file(images / "style2.png"), style_2_weight=1, preset="fig3-B-1e-4", size=64, steps=4,
+        init="noise", seed=3, preserve_colors=True, style_scale=0.5, tv_weight=1.0, snapshot_every=2,
+        alpha_beta_log10=-4, style_layers=["conv1_1", "conv2_1"], scales=1, api_name="/stylize",
+    )
+    assert len(gallery["value"]) == 2 and status.startswith("**Done**")
+    assert "fig3-B-1e-4+custom" in status  # changed fields override the preset, which keeps its name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(content=None), "Upload a content image"),
+        (dict(style=None), "Upload a style image"),
+        (dict(content="broken.png"), "The content image is not an image file we can read"),
+        (dict(style_layers=[]), "style_layers is empty"),
+        (dict(style_weight=0), "Every style image has weight 0"),
+    ],
+)
+def test_user_mistakes_get_plain_messages(client, images, kwargs, message):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    args = dict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"), size=64, steps=2)
+    for k, v in kwargs.items():
+        args[k] = handle_file(images / v) if isinstance(v, str) and v.endswith(".png") else v
+    with pytest.raises(AppError) as e:
+        client.predict(**args, api_name="/stylize")
+    assert message in str(e.value)
+    assert "Traceback" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_fig1_reconstructions(client, images):
+    from gradio_client import handle_file
+
+    contents, styles, status = client.predict(content=handle_file(images / "content.png"),
+                                              style=handle_file(images / "style.jpg"), size=64, steps=2,
+                                              api_name="/reconstruct")
+    assert [it["caption"] for it in contents] == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    assert [it["caption"] for it in styles] == ["conv1_1", "+ conv2_1", "+ conv3_1", "+ conv4_1", "+ conv5_1"]
+    assert len(styles) == 5 and status.startswith("**Done**")
+
+
+@pytest.mark.slow
+def test_preset_fills_the_advanced_fields(client):
+    alpha, steps, size, scales, layers, init, preserve, style_scale, tv, info = client.predict(
+        "paper-1e-4", api_name="/preset_settings")
+    assert (alpha, steps, size, scales, init) == (-4, 500, 512, 1, "noise")
+    assert "Fig. 2 E-F" in info and "Expected time" in info
+    assert client.predict("fig3-A-1e-2", api_name="/preset_settings")[4] == ["conv1_1"]
+    assert client.predict("quality", api_name="/preset_settings")[3] == 3
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_work(client, server, images):
+    """A cancelled API job (like a closed tab) stops the optimisation: the server's CPU use drops to idle."""
+    from gradio_client import handle_file
+
+    job = client.submit(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
+                        size=128, steps=2000, snapshot_every=1, api_name="/stylize")
+    deadline = time.monotonic() + 120
+    while len(job.outputs()) < 2:
+        assert time.monotonic() < deadline, "no snapshot within 120 s"
+        time.sleep(0.2)
+    busy = cpu_use(server[1].pid, 1.0)
+    assert busy > 0.2, f"the server should be optimising, but used {busy:.2f} cores"
+    job.cancel()
+    wait_idle(server[1].pid, within=10)
+    # The worker is free at once: a new run starts and finishes.
+    _, status, _ = client.predict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
+                                  size=64, steps=2, api_name="/stylize")
+    assert status.startswith("**Done**")
+
+
+# -- in-process: what the page is built from -----------------------------------------------------------------
+
+
+def test_app_starts_without_weights_or_examples(tmp_path, monkeypatch):
+    """No weights and no ../shared/images: the page still builds and says why it cannot run."""
+    shutil.copy(ROOT / "app.py", tmp_path / "app.py")  # no examples/ and no ../shared/images beside it
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tmp_path / "no-such-weights"))
+    ns = runpy.run_path(str(tmp_path / "app.py"))
+    assert ns["st"] is None and ns["example_rows"]() == []
+    assert "could not be loaded" in ns["WEIGHTS_LINE"] and "setup.sh" in ns["WEIGHTS_LINE"]
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="could not be loaded"):
+        next(ns["stylize"](str(tmp_path / "c.png"), str(tmp_path / "s.png")))
+
+
+def test_app_examples_and_presets(monkeypatch, tiny_weights_dir):
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    ns = runpy.run_path(str(ROOT / "app.py"))
+    assert "tiny random VGG-16 (tests)" in ns["WEIGHTS_LINE"] and "cpu" in ns["WEIGHTS_LINE"]
+    from gatys import PRESETS
+
+    names = [value for _, value in ns["PRESET_CHOICES"]]
+    assert sorted(names) == sorted(PRESETS) and names[0] == "preview"  # every preset, the quick one first
+    labels = dict((v, k) for k, v in ns["PRESET_CHOICES"])
+    assert labels["paper"].startswith("Fig. 2 B–D") and labels["fig3-C-1e-4"].startswith("Fig. 3 row C")
+    rows = ns["example_rows"]()
+    if rows:  # ../shared/images is there in CI
+        assert [r[1].rsplit("/", 1)[1] for r in rows] == ["starry_night.jpg", "shipwreck.jpg"]
+    # The default preset must show its first snapshot quickly and finish a 256 px image in minutes on a CPU.
+    p = PRESETS["preview"]
+    assert p.size == 256 and ns["auto_every"](p.steps) == 10
+    assert ns["preset_info"]("preview", 256, 150, 1).count("Expected time") == 1
+
+
+def test_large_upload_is_downscaled_with_a_notice(tmp_path, monkeypatch, tiny_weights_dir):
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    ns = runpy.run_path(str(ROOT / "app.py"))
+    big = tmp_path / "big.png"
+    make_image(2600, 1300, 4).save(big)
+    import gradio as gr
+
+    notices = []
+    monkeypatch.setattr(gr, "Warning", lambda msg, *a, **k: notices.append(msg))
+    img = ns["load_upload"](str(big), "content image")
+    assert img.size == (2048, 1024)
+    assert notices and "2600×1300" in notices[0] and "downscaled" in notices[0]
+    assert ns["load_upload"](None, "content image") is None

@@ -1,0 +1,74 @@
+"""Slow tests with the real offline default weights (VGG-16 from HED) and the paper's images."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    return float(10 * np.log10(255.0**2 / max(((x - y) ** 2).mean(), 1e-12)))
+
+
+@pytest.fixture(scope="module")
+def st():
+    from gatys import StyleTransfer
+    from gatys.weights import default_local_dir
+
+    from conftest import need
+
+    need((default_local_dir() / "model.safetensors").is_file(), "offline default weights missing; run 'bash setup.sh --no-demo'")
+    return StyleTransfer.from_pretrained(str(default_local_dir()))
+
+
+def test_weights_are_labelled_honestly(st):
+    assert st.weights_name == "VGG-16 (HED, offline)"
+    assert "19" not in st.weights_name
+    assert st.model.config.architecture == "vgg16"
+
+
+def test_content_reconstruction_psnr_falls_with_depth(st, shared_images):
+    """Fig. 1: reconstructions from conv1_1 and conv2_1 are near-perfect; PSNR falls with depth."""
+    from gatys import image as im
+
+    photo = im.resize_longest(im.load_image(shared_images / "tubingen.jpg"), 128)
+    layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    values = [psnr(st.reconstruct_content(photo, layer, size=128, steps=200).image, photo) for layer in layers]
+    print("content reconstruction PSNR (dB):", dict(zip(layers, [round(v, 2) for v in values])))
+    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert values[0] > 40 and values[1] > 25, values
+
+
+def test_stylization_moves_towards_style(st, shared_images):
+    from gatys import image as im
+    from gatys.losses import gram_matrix
+
+    out = st.stylize(shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", size=96, steps=60, seed=0)
+    assert out.losses[-1].style_loss < 0.05 * out.losses[0].style_loss
+    assert out.losses[-1].content_loss < out.losses[0].content_loss
+    # The result's colour statistics moved towards the painting's (blue/yellow) and away from grey.
+    arr = np.asarray(out.image, float)
+    assert arr.std() > 20
+
+
+def test_cli_real_run(tmp_path, shared_images, st):
+    from gatys.weights import default_local_dir
+
+    out = tmp_path / "out.png"
+    r = subprocess.run(
+        [sys.executable, "-m", "gatys", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"),
+         "-o", str(out), "--size", "64", "--steps", "20", "-q", "--weights", str(default_local_dir())],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "VGG-16 (HED, offline)" in r.stderr
+    assert Image.open(out).size == (64, 48)

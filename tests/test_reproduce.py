@@ -1,0 +1,210 @@
+"""The reproduction command (python -m gatys.reproduce): its measures, contact sheets, report, and the trends."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gatys import reproduce as rp
+
+from conftest import make_image
+
+
+def _noisy(img: Image.Image, sigma: float, seed: int = 0) -> Image.Image:
+    a = np.asarray(img, float) + np.random.default_rng(seed).normal(0, sigma, (img.height, img.width, 3))
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
+
+def _ssim_reference(x: np.ndarray, y: np.ndarray, L: float = 255.0) -> float:
+    """SSIM written out window by window (Wang et al. 2004, Eqs. 14-15 with a Gaussian window)."""
+    w = rp.gaussian_window(11, 1.5)
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    vals = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            a, b = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
+            ma, mb = (w * a).sum(), (w * b).sum()
+            va, vb = (w * (a - ma) ** 2).sum(), (w * (b - mb) ** 2).sum()
+            cov = (w * (a - ma) * (b - mb)).sum()
+            vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+    return float(np.mean(vals))
+
+
+# -- PSNR and SSIM -------------------------------------------------------------------------------------------
+
+
+def test_psnr_known_values():
+    a = make_image(40, 32, seed=1)
+    assert rp.psnr(a, a) == math.inf
+    arr = np.asarray(a).astype(np.int16)
+    b = Image.fromarray(np.where(arr < 255, arr + 1, arr - 1).astype(np.uint8))  # every value off by exactly 1
+    assert rp.psnr(a, b) == pytest.approx(20 * math.log10(255), abs=1e-9)  # 48.13 dB
+    assert rp.psnr(a, b) == rp.psnr(b, a)
+    with pytest.raises(ValueError, match="differ in size"):
+        rp.psnr(a, a.resize((20, 16)))
+
+
+def test_gaussian_window():
+    w = rp.gaussian_window(11, 1.5)
+    assert w.shape == (11, 11) and w.sum() == pytest.approx(1.0)
+    assert np.allclose(w, w.T) and np.allclose(w, w[::-1, ::-1])
+    assert w.argmax() == 60  # the centre
+
+
+def test_ssim_matches_a_window_by_window_reference():
+    x = rp.luma(make_image(23, 19, seed=3))
+    y = rp.luma(_noisy(make_image(23, 19, seed=3), 20))
+    assert rp.ssim_map(x, y).shape == (9, 13)
+    assert float(rp.ssim_map(x, y).mean()) == pytest.approx(_ssim_reference(x, y), rel=1e-9)
+
+
+def test_ssim_properties():
+    a = make_image(48, 40, seed=1)
+    assert rp.ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    b = _noisy(a, 10)
+    assert rp.ssim(a, b) == pytest.approx(rp.ssim(b, a), abs=1e-12)  # symmetric
+    values = [rp.ssim(a, _noisy(a, s)) for s in (2, 8, 20, 50)]
+    assert all(-1 <= v < 1 for v in values)
+    assert values == sorted(values, reverse=True)  # more noise, less similar
+    inverted = Image.fromarray(255 - np.asarray(a))
+    assert rp.ssim(a, inverted) < 0  # anti-correlated structure
+    # A uniform brightness shift keeps the structure: it costs far less than noise of the same MSE.
+    shifted = Image.fromarray(np.clip(np.asarray(a).astype(int) + 20, 0, 255).astype(np.uint8))
+    noisy = _noisy(a, 20)
+    assert rp.psnr(a, shifted) > rp.psnr(a, noisy) - 1.5
+    assert rp.ssim(a, shifted) > rp.ssim(a, noisy) + 0.2
+    with pytest.raises(ValueError, match="at least 11x11"):
+        rp.ssim(make_image(10, 10), make_image(10, 10))
+
+
+def test_luma_is_bt601():
+    img = Image.new("RGB", (2, 1), (255, 0, 0))
+    assert rp.luma(img)[0, 0] == pytest.approx(0.299 * 255)
+
+
+# -- losses measured on finished images ----------------------------------------------------------------------
+
+
+def test_measured_losses_vanish_on_the_target(tiny_st, content_img, style_img):
+    per = rp.style_losses(tiny_st.model, style_img, style_img)
+    assert list(per) == list(rp.PAPER_STYLE_LAYERS)
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in per.values())
+    other = rp.style_losses(tiny_st.model, content_img, style_img)
+    assert all(v > 0 for v in other.values())
+    assert rp.weighted_style_loss(other) == pytest.approx(sum(other.values()) / 5)
+    assert rp.weighted_style_loss(other, ["conv1_1"]) == other["conv1_1"]
+    assert rp.content_loss_at(tiny_st.model, content_img, content_img) == 0.0
+    assert rp.content_loss_at(tiny_st.model, style_img.resize(content_img.size), content_img) > 0
+
+
+def test_is_monotone():
+    assert rp.is_monotone([1, 2, 3], increasing=True) and not rp.is_monotone([1, 2, 2], increasing=True)
+    assert rp.is_monotone([3, 2, 1], increasing=False) and not rp.is_monotone([3, 4, 1], increasing=False)
+
+
+# -- contact sheets ------------------------------------------------------------------------------------------
+
+
+def test_contact_sheet_layout():
+    red = Image.new("RGB", (40, 30), (255, 0, 0))
+    blue = Image.new("RGB", (80, 60), (0, 0, 255))  # scaled down to the 40 px tile
+    sheet = rp.contact_sheet([[red, blue], ["missing", None]], title="a title", col_labels=["one", "two"],
+                             row_labels=["row 1", "row 2"], captions=[["r", "b"], ["", ""]], tile=40)
+    assert sheet.mode == "RGB"
+    a = np.asarray(sheet)
+    is_red = (a[..., 0] == 255) & (a[..., 1] == 0) & (a[..., 2] == 0)
+    is_blue = (a[..., 0] == 0) & (a[..., 1] == 0) & (a[..., 2] == 255)
+    assert is_red.sum() == 40 * 30 and is_blue.sum() == 40 * 30
+    assert ((a == 225).all(-1)).sum() > 40 * 10  # the grey placeholder box
+    ys, xs = np.nonzero(is_red)
+    left = a[:, : xs.min()]
+    assert (left < 128).any()  # row labels drawn left of the images
+    assert (a[: ys.min()] < 128).any()  # title and column labels above them
+    assert sheet.width >= 2 * 40 + xs.min()
+
+
+def test_contact_sheet_rejects_empty():
+    with pytest.raises(ValueError):
+        rp.contact_sheet([])
+
+
+def test_with_inset():
+    panel = Image.new("RGB", (64, 48), (0, 255, 0))
+    painting = Image.new("RGB", (30, 40), (255, 0, 255))
+    out = rp.with_inset(panel, painting)
+    assert out.size == panel.size
+    assert out.getpixel((3, 45)) == (255, 0, 255)  # lower left: the painting
+    assert out.getpixel((60, 3)) == (0, 255, 0)
+
+
+# -- the command, end to end, on the tiny network -------------------------------------------------------------
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    d = tmp_path / "images"
+    d.mkdir()
+    make_image(64, 48, seed=1).save(d / "tubingen.jpg")
+    make_image(60, 48, seed=2).save(d / "starry_night.jpg")
+    make_image(56, 40, seed=3).save(d / "shipwreck.jpg")
+    return d
+
+
+def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir, capsys):
+    out = tmp_path / "out"
+    rc = rp.main(["all", "--out", str(out), "--size", "32", "--steps", "2", "--images", str(image_dir),
+                  "--weights", str(tiny_weights_dir), "--device", "cpu"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "estimated total" in err and "checks passed" in err
+    assert "Der Schrei" in err and "skipped" in err  # absent paintings are named
+    for name in ("fig1.png", "fig2.png", "fig3.png", "report.md", "report.json",
+                 "fig1/content_conv5_1.png", "fig1/style_starry_night_conv1_1-conv5_1.png", "fig2/B_shipwreck.png",
+                 "fig3/E_1e-5.png"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["weights"] == "tiny random VGG-16 (tests)" and not report["partial"]
+    assert [r["layer"] for r in report["fig1"]["content"]] == list(rp.FIG1_LAYERS)
+    assert set(report["fig1"]["style"]) == {"starry_night", "tubingen"}
+    status = {p["panel"]: p["status"] for p in report["fig2"]["panels"]}
+    assert status == {"B": "done", "C": "done", "D": "absent", "E": "absent", "F": "absent", "+": "absent"}
+    assert len(report["fig3"]["cells"]) == 20
+    assert {c["figure"] for c in report["checks"]} == {"fig1", "fig2", "fig3"}
+    md = (out / "report.md").read_text()
+    for heading in ("## Checks", "## Figure 1", "## Figure 2", "## Figure 3", "PSNR (dB)", "α/β 1e-5"):
+        assert heading in md
+    with Image.open(out / "fig3.png") as sheet:
+        assert sheet.width > 4 * 32
+
+
+def test_command_says_when_images_are_absent(tmp_path, capsys):
+    rc = rp.main(["fig1", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "nowhere")])
+    assert rc == 2
+    assert "--images" in capsys.readouterr().err
+
+
+# -- the real thing, small -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reproduction_shows_the_papers_trends(tmp_path, hed_weights, shared_images):
+    """Fig. 1-3 at a tiny size with the real default weights: the report holds every number and every trend."""
+    out = tmp_path / "repro"
+    rc = rp.main(["all", "--out", str(out), "--size", "64", "--steps", "100", "--images", str(shared_images),
+                  "--weights", str(hed_weights), "-q"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["weights"] == "VGG-16 (HED, offline)" and report["wall_s"] > 0
+    failed = [f"[{c['figure']}] {c['name']}: {c['detail']}" for c in report["checks"] if not c["passed"]]
+    assert not failed, "\n".join(failed)
+    psnrs = [r["psnr_db"] for r in report["fig1"]["content"]]
+    assert rp.is_monotone(psnrs, increasing=False), psnrs
+    cells = report["fig3"]["cells"]
+    for letter in "ABCDE":
+        row = sorted((c for c in cells if c["row"] == letter), key=lambda c: -c["alpha_beta"])
+        assert rp.is_monotone([c["content_loss"] for c in row], increasing=True), row
+        assert rp.is_monotone([c["style_loss"] for c in row], increasing=False), row
