@@ -536,7 +536,8 @@ def reconstruct(
                 progress((step, run.total), desc=f"Reconstruction {done + 1} of {n_runs}", unit="steps")
             elif kind == "result":
                 which, arg, out = value
-                label = arg if which == "content" or len(arg) == 1 else f"+ {arg[-1]}"  # the set grows by one
+                # Style sets grow by one layer: conv1_1, + conv2_1, ... + conv5_1.
+                label = arg if which == "content" else arg[0] if len(arg) == 1 else f"+ {arg[-1]}"
                 path = gimg.save_image(out.image, run_dir / f"{which}-{len(contents) + len(styles)}.png")
                 (contents if which == "content" else styles).append((str(path), label))
                 yield (list(contents) if which == "content" else gr.skip(),
@@ -560,21 +561,21 @@ def stop_reconstruct(request: gr.Request) -> str:
 # -- the page ------------------------------------------------------------------------------------------------
 
 
-class ImageInput(gr.Image):
-    """gr.Image whose unreadable uploads raise a plain gr.Error (Gradio's own message names internals)."""
+def image_input(label: str, **kw: Any) -> gr.Image:
+    """An image upload that Gradio passes through untouched (``gatys.image`` reads it), and whose unreadable
+    files raise a plain gr.Error: Gradio's own message names its internals."""
+    component = gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"], **kw)
+    gradio_preprocess = component.preprocess
 
-    is_template = True  # drawn by gr.Image's frontend
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return gradio_preprocess(payload)
         except Exception:
-            raise gr.Error(f"The {self.label.lower()} is not an image file we can read; use PNG, JPEG or WebP.") from None
+            raise gr.Error(f"The {label.lower()} is not an image file we can read; use PNG, JPEG or WebP.") from None
 
-
-def image_input(label: str, **kw: Any) -> ImageInput:
-    # filepath + image_mode=None: Gradio passes the upload through untouched and gatys.image reads it.
-    return ImageInput(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"], **kw)
+    # On the instance, not in a subclass: a gr.Image subclass makes Gradio write an app.pyi stub beside app.py.
+    component.preprocess = preprocess
+    return component
 
 
 def example_rows() -> list[list[str]]:

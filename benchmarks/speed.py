@@ -121,12 +121,20 @@ def median(xs: list[float]) -> float:
 
 
 class Bench:
-    """What every measurement needs: the model, the images at one size, the paper's layers."""
+    """What every measurement needs: the model, the images at one size, the paper's layers, the clock.
 
-    def __init__(self, device: str | None, weights: str | None, content: str | None, style: str | None):
+    ``clock="wall"`` times steps with ``time.perf_counter``; ``clock="cpu"`` with the thread's CPU time
+    (``time.thread_time``, one thread only), which other processes on a busy machine barely disturb.
+    """
+
+    def __init__(self, device: str | None, weights: str | None, content: str | None, style: str | None,
+                 clock: str = "wall"):
         from gatys import StyleTransfer
         from gatys.presets import get_preset
 
+        if clock == "cpu" and torch.get_num_threads() != 1:
+            raise SystemExit("--clock cpu measures one thread's CPU time; use it with --threads 1")
+        self.clock = time.thread_time if clock == "cpu" else time.perf_counter
         self.device = pick_device(device)
         self.st = StyleTransfer.from_pretrained(weights, device=self.device)
         self.content, self.style, self.images_note = load_images(content, style)
@@ -189,18 +197,22 @@ class Bench:
             step()  # warm-up: oneDNN/cuDNN pick and cache their kernels
             times = []
             for _ in range(steps):
-                t0 = time.perf_counter()
+                t0 = self.clock()
                 step()
-                times.append(time.perf_counter() - t0)
+                times.append(self.clock() - t0)
         return times
 
     def time_gatys(self, size: int, precision: str, steps: int) -> list[float]:
         """Per-step seconds of the real stylize loop: StepInfo.elapsed differences, after a warm-up step
         (step 1 holds the setup and targets; step 2 may still grow the heap)."""
+        stamps: list[float] = []
+        # On the wall clock StepInfo.elapsed is the record; the CPU clock needs a callback (which costs gatys a
+        # little: the callback receives the current image).
+        callback = (lambda info: stamps.append(self.clock())) if self.clock is not time.perf_counter else None
         with precision_context(precision, self.device):
             out = self.st.stylize(self.content, self.style, preset=self.preset, size=size, steps=steps + 2,
-                                  precision=lib_precision(precision))
-        elapsed = [info.elapsed for info in out.losses]
+                                  precision=lib_precision(precision), callback=callback)
+        elapsed = stamps or [info.elapsed for info in out.losses]
         return [b - a for a, b in zip(elapsed, elapsed[1:])][1:]
 
     def time_peer(self, size: int, steps: int, precision: str = "fp32") -> list[float]:
@@ -209,7 +221,7 @@ class Bench:
         content, style = self.tensors(size)
         with precision_context(precision, self.device):
             times = time_steps(self.st.model, content, style, self.preset.content_layers, self.preset.style_layers,
-                               steps + 2, pooling=self.preset.pooling)
+                               steps + 2, pooling=self.preset.pooling, clock=self.clock)
         return times[2:]  # as for gatys: the first holds the setup, the second warms up
 
 
@@ -219,7 +231,7 @@ class Bench:
 def child_steps(spec: dict[str, Any]) -> dict[str, Any]:
     from gatys import allocator
 
-    bench = Bench(spec["device"], spec["weights"], spec["content"], spec["style"])
+    bench = Bench(spec["device"], spec["weights"], spec["content"], spec["style"], spec["clock"])
     # The library tunes malloc at its first run; do it first so the reference and the peer, timed in this
     # same process, get the same allocator (the fair, conservative comparison).
     if bench.device.type == "cpu":
@@ -253,6 +265,8 @@ def child_steps(spec: dict[str, Any]) -> dict[str, Any]:
         "weights": bench.st.weights_name,
         "device": str(bench.device),
         "allocator_tuned": allocator.is_tuned(),
+        "threads": torch.get_num_threads(),
+        "clock": spec["clock"],
         "loadavg_end": os.getloadavg(),
     }
 
@@ -263,7 +277,8 @@ def child_rss(spec: dict[str, Any]) -> dict[str, Any]:
     if bench.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(bench.device)
     times = bench.time_peer(size, steps) if spec["impl"] == "peer" else bench.time_gatys(size, prec, steps)
-    out = {"impl": spec["impl"], "size": size, "precision": prec, "step_s": median(times), "peak_rss_mib": peak_rss_mib()}
+    out = {"impl": spec["impl"], "size": size, "precision": prec, "step_s": median(times),
+           "peak_rss_mib": peak_rss_mib()}
     if bench.device.type == "cuda":
         out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(bench.device) / 2**20
     return out
@@ -378,7 +393,8 @@ def section_bf16(args: argparse.Namespace, bench: Bench, results: dict[str, Any]
         out = bench.st.stylize(bench.content, bench.style, preset=bench.preset, size=size, steps=steps,
                                precision=prec, seed=0)
         out.image.save(out_dir / f"render_{size}_{prec}.png")
-        renders[prec] = {"seconds": out.seconds, "own_final": out.final_losses, "fp32_eval": fp32_losses(bench, out.image, size)}
+        renders[prec] = {"seconds": out.seconds, "own_final": out.final_losses,
+                         "fp32_eval": fp32_losses(bench, out.image, size)}
     a, b = renders["fp32"]["fp32_eval"], renders["bf16"]["fp32_eval"]
     rel = {k: abs(b[k] - a[k]) / abs(a[k]) for k in ("content", "style")}
     results["bf16_render"] = {"size": size, "steps": steps, "renders": renders, "relative_difference": rel}
@@ -401,9 +417,13 @@ def section_bf16(args: argparse.Namespace, bench: Bench, results: dict[str, Any]
     ]
 
 
-def steady_elapsed(history: list[Any]) -> list[float]:
-    """Elapsed seconds at each step with load spikes removed: every step but the first of each scale (which
-    holds that scale's setup and targets, kept as measured) counts as its scale's median step time."""
+def steady_elapsed(history: list[Any], step_cost: dict[int, float] | None = None) -> list[float]:
+    """Elapsed seconds at each step with load spikes removed.
+
+    The first step of each scale (setup and targets) counts as measured; every other step counts as its
+    scale's median step time in this run, or as ``step_cost[longest side]`` when given (per-step costs
+    measured interleaved, under the same load, as the step table does).
+    """
     deltas = [b.elapsed - a.elapsed for a, b in zip(history, history[1:])]
     first = {i for i, info in enumerate(history) if i == 0 or info.scale != history[i - 1].scale}
     medians = {}
@@ -411,7 +431,10 @@ def steady_elapsed(history: list[Any]) -> list[float]:
         medians[scale] = median([d for i, d in enumerate(deltas, 1) if i not in first and history[i].scale == scale])
     out, t = [], 0.0
     for i, info in enumerate(history):
-        t += history[0].elapsed if i == 0 else deltas[i - 1] if i in first else medians[info.scale]
+        if i in first:
+            t += history[0].elapsed if i == 0 else deltas[i - 1]
+        else:
+            t += step_cost[max(info.size)] if step_cost else medians[info.scale]
         out.append(t)
     return out
 
@@ -439,15 +462,26 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
 
     out = bench.st.stylize(bench.content, bench.style, preset=multi, precision=prec, seed=0,
                            callback=stop_when_reached, progress=args.progress)
+    # Per-step cost at each scale's size, interleaved in this process (as in the step table), for a time
+    # that does not depend on how busy the machine was during each of the two long runs.
+    sizes = sorted({max(info.size) for info in out.losses} | {size})
+    costs: dict[int, list[float]] = {s: [] for s in sizes}
+    for _ in range(args.rounds):
+        for s in sizes:
+            costs[s].append(median(bench.time_gatys(s, prec, DEFAULT_STEPS.get(s, 3))))
+    step_cost = {s: median(v) for s, v in costs.items()}
     i_single = next(i for i, info in enumerate(single.losses) if info.loss <= target)
     i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last_scale and info.loss <= target), None)
     wall = (single.losses[i_single].elapsed, out.losses[i_multi].elapsed if i_multi is not None else None)
     steady = (steady_elapsed(single.losses)[i_single],
               steady_elapsed(out.losses)[i_multi] if i_multi is not None else None)
+    model = (steady_elapsed(single.losses, step_cost)[i_single],
+             steady_elapsed(out.losses, step_cost)[i_multi] if i_multi is not None else None)
     fine_steps = sum(1 for info in out.losses if info.scale == last_scale)
     results["quality"] = {
         "size": size, "single_steps": n, "precision": prec, "target_loss": target,
-        "wall_seconds": wall, "steady_seconds": steady, "multi_preset": multi.to_dict(), "multi_fine_steps": fine_steps,
+        "wall_seconds": wall, "steady_seconds": steady, "step_cost_seconds": model, "step_cost": step_cost,
+        "multi_preset": multi.to_dict(), "multi_fine_steps": fine_steps,
         "single_history": [[i.elapsed, i.loss] for i in single.losses],
         "multi_history": [[i.elapsed, i.scale, i.loss] for i in out.losses],
     }
@@ -461,17 +495,20 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     return [
         f"Target: the total loss (α L_content + β L_style at {size} px, as the step reports it) after {n} "
         f"single-scale steps: {target:.4g}. Same seed (noise init), same images, {prec}. Time in seconds from the "
-        "start of stylize(), setup and targets included; *steady* replaces every step's time by its scale's "
-        "median step time (first step of each scale kept as measured), which removes load spikes caused by "
-        "other users of the machine.",
+        "start of stylize(), setup and targets included. *steady*: every step counts as its scale's median step "
+        "time in that run (the first step of each scale as measured), which removes load spikes; *step cost*: "
+        "every step counts as the per-step time at its size measured interleaved afterwards "
+        f"({', '.join(f'{s} px {c:.3f} s' for s, c in step_cost.items())}), so that both runs are priced under "
+        "the same load.",
         "",
-        "| run | scales (px) | steps | wall s | steady s |",
-        "|---|---|---|---|---|",
-        f"| single scale (paper preset) | {size} | {n} (target at step {i_single + 1}) | {wall[0]:.1f} | {steady[0]:.1f} |",
+        "| run | scales (px) | steps | wall s | steady s | step cost s |",
+        "|---|---|---|---|---|---|",
+        f"| single scale (paper preset) | {size} | {n} (target at step {i_single + 1}) "
+        f"| {wall[0]:.1f} | {steady[0]:.1f} | {model[0]:.1f} |",
         f"| multi-scale ({multi.name}) | {' → '.join(map(str, multi.scale_sizes()))} "
         f"| {' + '.join(map(str, multi.scale_steps()[:-1]))} + {reached} "
-        f"| {fmt_s(wall[1]) if wall[1] else '—'} | {fmt_s(steady[1]) if steady[1] else '—'} |",
-        f"| multi / single | | | {ratio(wall)} | {ratio(steady)} |",
+        + "".join(f"| {t:.1f} " if t is not None else "| — " for t in (wall[1], steady[1], model[1])) + "|",
+        f"| multi / single | | | {ratio(wall)} | {ratio(steady)} | {ratio(model)} |",
     ]
 
 
@@ -499,9 +536,9 @@ def section_compile(args: argparse.Namespace, bench: Bench, results: dict[str, A
         for name, fwd in (("eager", eager_forward), ("compiled", compiled)):
             ts = []
             for _ in range(steps):
-                t = time.perf_counter()
+                t = bench.clock()
                 ref_step(fwd)
-                ts.append(time.perf_counter() - t)
+                ts.append(bench.clock() - t)
             rows[name].append(median(ts))
     gatys = {}
     for name, fwd in (("eager", eager_forward), ("compiled", compiled)):
@@ -519,7 +556,8 @@ def section_compile(args: argparse.Namespace, bench: Bench, results: dict[str, A
         "| | eager s/step | compiled s/step | compiled / eager |",
         "|---|---|---|---|",
         f"| network forward + backward | {e:.3f} | {c:.3f} | {c / e:.2f}× |",
-        f"| gatys stylize step | {gatys['eager']:.3f} | {gatys['compiled']:.3f} | {gatys['compiled'] / gatys['eager']:.2f}× |",
+        f"| gatys stylize step | {gatys['eager']:.3f} | {gatys['compiled']:.3f} "
+        f"| {gatys['compiled'] / gatys['eager']:.2f}× |",
     ]
 
 
@@ -550,7 +588,7 @@ def section_gpu(args: argparse.Namespace, bench: Bench, results: dict[str, Any])
 # --- the command --------------------------------------------------------------------------------------------
 
 
-def machine_notes(device: torch.device) -> list[str]:
+def machine_notes(device: torch.device, clock: str) -> list[str]:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -563,6 +601,7 @@ def machine_notes(device: torch.device) -> list[str]:
         f"- CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads)",
         f"- device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- per-step clock: {clock}",
         f"- malloc tuning (gatys.allocator): {'on' if allocator.enabled() else 'off'}",
     ]
     return notes
@@ -582,6 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", default=None, help="style image [../shared/images/starry_night.jpg]")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads [torch's default: one per core]")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="per-step timer: wall, or the thread's CPU time (needs --threads 1; robust on a busy machine)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size [3]")
     p.add_argument("--steps", type=int, default=None, help="timed steps per item and round [4/3/2 at 256/512/1024]")
     p.add_argument("--render-steps", type=int, default=300, help="steps of the 256 px bf16/fp32 renders [300]")
@@ -600,9 +642,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
+        if spec.get("threads"):
+            torch.set_num_threads(spec["threads"])
         result = child_steps(spec) if spec["kind"] == "steps" else child_rss(spec)
         print("RESULT " + json.dumps(result), flush=True)
         return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and torch.get_num_threads() != 1:
+        raise SystemExit("--clock cpu measures one thread's CPU time; use it with --threads 1")
     device = pick_device(args.device)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -616,10 +664,11 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes = [*args.sizes, 1024]
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = {"device": str(device), "weights": args.weights, "content": args.content, "style": args.style}
+    base = {"device": str(device), "weights": args.weights, "content": args.content, "style": args.style,
+            "threads": args.threads, "clock": args.clock}
 
     t_start = time.perf_counter()
-    bench = Bench(str(device), args.weights, args.content, args.style)
+    bench = Bench(str(device), args.weights, args.content, args.style, args.clock)
     results: dict[str, Any] = {"argv": sys.argv[1:] if argv is None else argv, "device": str(device)}
     report = [
         f"# gatys speed benchmark: {bench.st.weights_name}, paper layers "
@@ -628,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Command: `python -m benchmarks.speed " + " ".join(results["argv"]) + "`",
         "",
-        *machine_notes(device),
+        *machine_notes(device, "the thread's CPU time, 1 thread" if args.clock == "cpu" else "wall"),
         f"- images: {bench.images_note}",
         "",
     ]

@@ -20,8 +20,9 @@ def _acc(t: torch.Tensor) -> torch.Tensor:
 
 
 # oneDNN's matmul, which PyTorch exposes for fp32 only as this op (torch.compile emits it for CPU linear
-# layers). On the benchmark CPU (AMD EPYC, AVX-512) it runs the Gram products 1.3-2.5x faster than the MKL
-# sgemm behind torch.bmm (benchmarks/README.md). Without it, off the CPU, or with autograd on, bmm does the same.
+# layers). On the benchmark CPU (AMD EPYC, AVX-512) it runs the style gradient's (M x N) @ (N x N) products
+# about twice as fast as the MKL sgemm behind torch.bmm (benchmarks/README.md). Without it, off the CPU, or
+# with autograd on, bmm does the same product.
 _onednn_linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
 
@@ -45,12 +46,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     A batched matmul; accumulates in fp32 even when the features are bf16.
     """
     b, n, h, w = features.shape
-    f = features.reshape(b, n, h * w)
-    if b == 1 and _use_onednn(f[0]):
-        # fp32 in and out: bf16 features are converted once, straight into the (N x M) layout oneDNN reads.
-        f32 = f[0] if f.dtype == torch.float32 else f[0].to(torch.float32, memory_format=torch.contiguous_format)
-        return _onednn_linear(f32, f32, None, "none", [], "").unsqueeze(0)
-    f = _acc(f)
+    # bf16 features are converted in their own (channels_last) layout, one streaming pass. oneDNN would want
+    # them transposed, and the transposing copy costs more than its faster product saves (measured).
+    f = _acc(features.reshape(b, n, h * w))
     return torch.bmm(f, f.transpose(1, 2))
 
 
