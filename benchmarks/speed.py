@@ -404,13 +404,16 @@ def section_bf16(args: argparse.Namespace, bench: Bench, results: dict[str, Any]
     pair.paste(img_b, (img_a.width + 8, 0))
     pair.save(out_dir / f"bf16_vs_fp32_{size}.png")
     return [
-        f"{size} px render, paper preset, {steps} L-BFGS steps from the same noise (seed 0); final image "
-        "re-evaluated with the fp32 network and fp32 targets:",
+        f"{size} px render, paper preset, {steps} L-BFGS steps from the same noise (seed 0). The final image "
+        "(clamped to [0, 1], 8-bit, as saved) re-evaluated with the fp32 network and fp32 targets; beside it the "
+        "last step's own losses as the run reported them (bf16 network, fp32 accumulation, unclamped iterate):",
         "",
-        "| precision | wall s | content loss (fp32 eval) | style loss (fp32 eval) | total (fp32 eval) |",
-        "|---|---|---|---|---|",
+        "| precision | wall s | content (fp32 eval) | style (fp32 eval) | total (fp32 eval) "
+        "| content (run's own) | style (run's own) |",
+        "|---|---|---|---|---|---|---|",
         *(f"| {p} | {r['seconds']:.1f} | {r['fp32_eval']['content']:.4g} | {r['fp32_eval']['style']:.4g} "
-          f"| {r['fp32_eval']['loss']:.4g} |" for p, r in renders.items()),
+          f"| {r['fp32_eval']['loss']:.4g} | {r['own_final']['content']:.4g} | {r['own_final']['style']:.4g} |"
+          for p, r in renders.items()),
         "",
         f"bf16 vs fp32: content {100 * rel['content']:.1f} %, style {100 * rel['style']:.1f} % apart "
         f"(images side by side, fp32 left: {out_dir / f'bf16_vs_fp32_{size}.png'})",
