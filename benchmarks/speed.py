@@ -311,7 +311,8 @@ def section_steps(args: argparse.Namespace, base: dict[str, Any], results: dict[
                 "rounds": min(args.rounds, 2) if big else args.rounds, "no_peer": big and not args.big_peer}
         print(f"[steps] {size} px: {spec['rounds']} rounds x {steps} steps per item", file=sys.stderr, flush=True)
         step_results[size] = run_child(spec)
-    results["steps"] = step_results
+        results["steps"] = step_results
+        args.save()  # each finished child is kept even if a later one is interrupted
     rss: dict[str, Any] = {}
     if "rss" in args.sections:
         for size in args.sizes:
@@ -324,7 +325,8 @@ def section_steps(args: argparse.Namespace, base: dict[str, Any], results: dict[
                 print(f"[rss] {impl} {prec} {size} px", file=sys.stderr, flush=True)
                 rss[f"{impl}/{prec}/{size}"] = run_child({**base, "kind": "rss", "impl": impl, "size": size,
                                                           "precision": prec, "steps": 2})
-        results["rss"] = rss
+                results["rss"] = rss
+                args.save()
 
     lines = [
         "| size | image (w×h) | precision | reference s/step (format) | gatys s/step | gatys / ref "
@@ -456,6 +458,9 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     single = bench.st.stylize(bench.content, bench.style, preset=single_opts, precision=prec, seed=0,
                               callback=lambda info: True, progress=args.progress)
     target = single.losses[-1].loss
+    results["quality_single"] = {"size": size, "steps": n, "precision": prec, "target_loss": target,
+                                 "history": [[i.elapsed, i.loss] for i in single.losses]}
+    args.save()  # the long run is kept even if the multi-scale run is interrupted
     print(f"[quality] multi-scale: {multi.scale_sizes()} px, {multi.scale_steps()} steps, until loss <= {target:.4g}",
           file=sys.stderr, flush=True)
     last_scale = multi.num_scales - 1
@@ -685,10 +690,17 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
 
+    def save() -> None:
+        (out_dir / "table.md").write_text("\n".join(report) + "\n", encoding="utf-8")
+        (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+
+    args.save = save
+
     def emit(title: str, lines: list[str]) -> None:
         block = [f"## {title}", "", *lines, ""]
         print("\n".join(block), flush=True)
         report.extend(block)
+        save()
 
     print("\n".join(report), flush=True)
     if "steps" in args.sections:
@@ -704,8 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     report.append(f"Total benchmark wall time {time.perf_counter() - t_start:.0f} s; load average at end "
                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
     print(report[-1])
-    (out_dir / "table.md").write_text("\n".join(report) + "\n", encoding="utf-8")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    save()
     print(f"\nwrote {out_dir / 'table.md'} and {out_dir / 'results.json'}", file=sys.stderr)
     return 0
 

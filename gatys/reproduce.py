@@ -290,7 +290,7 @@ def contact_sheet(
     rows = [r + [None] * (n_cols - len(r)) for r in rows]
     images = [c for r in rows for c in r if isinstance(c, Image.Image)]
     tile = tile or max([128, *(c.width for c in images)])
-    fs = font_size or max(11, tile // 11)
+    fs = font_size or max(11, min(18, tile // 11))
     font, small = _font(fs), _font(max(10, fs - 2))
     line_h, small_h = round(fs * 1.25), round(max(10, fs - 2) * 1.25)
     pad = max(4, fs // 2)
@@ -370,7 +370,18 @@ class Job:
     steps: int
     deepest: str  # deepest layer the run needs, for the time estimate
     run: Callable[..., Any]  # called with callback=
+    file: str  # where its image goes, relative to the output folder
     estimate: float = 0.0
+
+
+@dataclasses.dataclass
+class Finished:
+    """What the report needs of one run; read back from its files when ``--resume`` reuses it."""
+
+    image: Image.Image
+    seconds: float
+    final_losses: dict[str, float]
+    reused: bool = False
 
 
 @dataclasses.dataclass
@@ -392,6 +403,7 @@ class Settings:
     fig3_style: Path
     sheet_format: str
     init: str
+    resume: bool
     quiet: bool
 
 
@@ -452,10 +464,19 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
 
-    def finished(self, i: int, job: Job, seconds: float) -> None:
-        self.done_est += job.estimate
+    def callback_many(self, steps: int) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def finished(self, i: int, job: Job, seconds: float, reused: bool = False) -> None:
         elapsed = time.perf_counter() - self.start
+        if reused:
+            self.write(f"[{i + 1:>2}/{len(self.jobs)}] {job.figure} {job.label}: reused from {job.file}")
+            return
+        self.done_est += job.estimate
         left_est = sum(j.estimate for j in self.jobs[i + 1:])
+        # Scale the estimate by how fast the runs so far actually went (the machine may be busier than at
+        # calibration).
         rate = elapsed / self.done_est if self.done_est > 0 else 1.0
         self.write(f"[{i + 1:>2}/{len(self.jobs)}] {job.figure} {job.label} ({job.size} px, {job.steps} steps): "
                    f"{seconds:.1f} s; elapsed {_fmt_time(elapsed)}, about {_fmt_time(left_est * rate)} left")
@@ -510,6 +531,7 @@ class Reproduction:
         self.figure_seconds: dict[str, float] = {}
         self.skipped: list[str] = []
         self.fig2_paths: dict[str, Path] = {}
+        self.files: dict[str, str] = {}
 
     # -- planning
 
@@ -524,15 +546,17 @@ class Reproduction:
             for layer in FIG1_LAYERS:
                 run = functools.partial(st.reconstruct_content, self.photo, layer, size=size, steps=steps, seed=seed)
                 jobs.append(Job("fig1", f"content/{layer}", f"content reconstruction from {layer}", size, steps,
-                                layer, run))
+                                layer, run, f"fig1/content_{layer}.png"))
             for name in FIG1_STYLE_IMAGES:
                 img = self._img(name)
                 for k in range(1, len(FIG1_LAYERS) + 1):
                     layers = FIG1_LAYERS[:k]
                     run = functools.partial(st.reconstruct_style, img, layers, size=size, steps=steps, seed=seed)
-                    jobs.append(Job("fig1", f"style/{Path(name).stem}/{k}",
-                                    f"style reconstruction of {Path(name).stem} from {_layer_set_name(layers)}",
-                                    size, steps, layers[-1], run))
+                    stem = Path(name).stem
+                    jobs.append(Job("fig1", f"style/{stem}/{k}",
+                                    f"style reconstruction of {stem} from {_layer_set_name(layers)}", size, steps,
+                                    layers[-1], run,
+                                    f"fig1/style_{stem}_{_layer_set_name(layers).replace('..', '-')}.png"))
         if "fig2" in self.s.figures:
             size, steps = self.s.size["fig2"], self.s.steps["fig2"]
             for p in FIG2_PAINTINGS:
@@ -544,7 +568,8 @@ class Reproduction:
                 self.fig2_paths[p.panel] = path
                 run = functools.partial(st.stylize, self.photo, self._img(path.name), preset=p.preset, size=size,
                                         steps=steps, seed=seed, **self._init_kwargs(size))
-                jobs.append(Job("fig2", f"panel/{p.panel}", f"{p.panel} {p.title}", size, steps, "conv5_1", run))
+                jobs.append(Job("fig2", f"panel/{p.panel}", f"{p.panel} {p.title}", size, steps, "conv5_1", run,
+                                f"fig2/{p.panel if p.in_paper else 'extra'}_{path.stem}.png"))
         if "fig3" in self.s.figures:
             size, steps = self.s.size["fig3"], self.s.steps["fig3"]
             style = self._fig3_style()
@@ -555,7 +580,7 @@ class Reproduction:
                     deepest = max(layers[-1], PAPER_CONTENT_LAYER, key=lambda n: depth_fraction(self.model, n))
                     jobs.append(Job("fig3", f"cell/{letter}/{_ratio(ratio)}",
                                     f"row {letter} ({_layer_set_name(layers)}), α/β {_ratio(ratio)}", size, steps,
-                                    deepest, run))
+                                    deepest, run, f"fig3/{letter}_{_ratio(ratio)}.png"))
         return jobs
 
     def _init_kwargs(self, size: int) -> dict[str, Any]:
@@ -573,8 +598,9 @@ class Reproduction:
 
     def estimate(self, jobs: Sequence[Job], painting: Image.Image) -> dict[int, float]:
         """Calibrate seconds per full step at each size used, then price every job."""
-        per_step = {size: calibrate(self.st, self.photo, painting, size) for size in sorted({j.size for j in jobs})}
-        for j in jobs:
+        todo = [j for j in jobs if self._reuse(j) is None]
+        per_step = {size: calibrate(self.st, self.photo, painting, size) for size in sorted({j.size for j in todo})}
+        for j in todo:
             # A step's cost is mostly the forward and backward pass to the deepest layer; 15 % is overhead.
             j.estimate = j.steps * per_step[j.size] * (0.15 + 0.85 * depth_fraction(self.model, j.deepest))
         return per_step
@@ -586,8 +612,18 @@ class Reproduction:
         for i, job in enumerate(jobs):
             fig_start.setdefault(job.figure, time.perf_counter())
             t = time.perf_counter()
-            self.results[job.key] = job.run(callback=progress.callback)
-            progress.finished(i, job, time.perf_counter() - t)
+            done = self._reuse(job)
+            if done is None:
+                out = job.run(callback=progress.callback)
+                done = Finished(out.image, out.seconds, out.final_losses)
+                self._save(done.image, job.file)
+                self._sidecar(job).write_text(json.dumps(
+                    {**self._identity(job), "seconds": done.seconds, "final_losses": done.final_losses}) + "\n")
+            else:
+                progress.callback_many(job.steps)
+            self.results[job.key] = done
+            self.files[job.key] = job.file
+            progress.finished(i, job, time.perf_counter() - t, reused=done.reused)
             last_of_figure = i + 1 == len(jobs) or jobs[i + 1].figure != job.figure
             if last_of_figure:
                 self.figure_seconds[job.figure] = time.perf_counter() - fig_start[job.figure]
@@ -597,6 +633,27 @@ class Reproduction:
             if fig not in self.markdown:
                 self.figure_seconds[fig] = 0.0
                 getattr(self, f"finish_{fig}")()
+
+    def _identity(self, job: Job) -> dict[str, Any]:
+        """What must match for a finished run to be reused by --resume."""
+        return {"key": job.key, "size": job.size, "steps": job.steps, "seed": self.s.seed, "init": self.s.init,
+                "weights": self.st.weights_name, "alpha_beta_scale": self.model.config.alpha_beta_scale,
+                "fig3_style": self.s.fig3_style.name if job.figure == "fig3" else None}
+
+    def _sidecar(self, job: Job) -> Path:
+        return self.s.out / f"{job.file}.json"
+
+    def _reuse(self, job: Job) -> Finished | None:
+        if not self.s.resume:
+            return None
+        try:
+            meta = json.loads(self._sidecar(job).read_text())
+            if {k: meta.get(k) for k in self._identity(job)} != self._identity(job):
+                return None
+            image = im.load_image(self.s.out / job.file, name=job.file)
+        except (OSError, ValueError, GatysError):
+            return None
+        return Finished(image, float(meta["seconds"]), dict(meta["final_losses"]), reused=True)
 
     def _save(self, img: Image.Image, rel: str) -> str:
         path = self.s.out / rel
@@ -620,7 +677,7 @@ class Reproduction:
         row_caps = ["photo"]
         for layer in FIG1_LAYERS:
             out = self.results[f"content/{layer}"]
-            rel = self._save(out.image, f"fig1/content_{layer}.png")
+            rel = self.files[f"content/{layer}"]
             p, s = psnr(out.image, photo), ssim(out.image, photo)
             content_rows.append({"layer": layer, "psnr_db": p, "ssim": s, "content_loss": out.final_losses["content"],
                                  "seconds": out.seconds, "file": rel})
@@ -639,7 +696,7 @@ class Reproduction:
             for k in range(1, len(FIG1_LAYERS) + 1):
                 layers = FIG1_LAYERS[:k]
                 out = self.results[f"style/{stem}/{k}"]
-                rel = self._save(out.image, f"fig1/style_{stem}_{_layer_set_name(layers).replace('..', '-')}.png")
+                rel = self.files[f"style/{stem}/{k}"]
                 per = style_losses(self.model, out.image, original)
                 entries.append({"layers": list(layers), "style_loss": per, "style_loss_w5": weighted_style_loss(per),
                                 "seconds": out.seconds, "file": rel})
@@ -738,7 +795,7 @@ class Reproduction:
             out = self.results[key]
             path = self.fig2_paths[p.panel]
             painting = self._img(path.name)
-            rel = self._save(out.image, f"fig2/{p.panel if p.in_paper else 'extra'}_{path.stem}.png")
+            rel = self.files[key]
             per = style_losses(self.model, out.image, painting)
             panels.append({"panel": p.panel, "title": p.title, "artist": p.artist, "alpha_beta": ratio,
                            "in_paper": p.in_paper, "status": "done", "file": rel,
@@ -798,7 +855,7 @@ class Reproduction:
             row: list[Cell] = []
             for ratio in FIG3_RATIOS:
                 out = self.results[f"cell/{letter}/{_ratio(ratio)}"]
-                rel = self._save(out.image, f"fig3/{letter}_{_ratio(ratio)}.png")
+                rel = self.files[f"cell/{letter}/{_ratio(ratio)}"]
                 per = style_losses(self.model, out.image, style)
                 cells.append({"row": letter, "layers": list(layers), "alpha_beta": ratio, "file": rel,
                               "content_loss": content_loss_at(self.model, out.image, photo),
@@ -875,6 +932,9 @@ class Reproduction:
             "estimate_s": self.data.get("estimate_s"),
             "calibration_s_per_step": self.data.get("calibration"),
             "wall_s": self.data.get("wall_s"),
+            "runs_s": sum(r.seconds for r in self.results.values()),
+            "runs": len(self.results),
+            "reused_runs": sum(r.reused for r in self.results.values()),
             "partial": partial,
             "skipped": self.skipped,
         }
@@ -905,8 +965,13 @@ class Reproduction:
                 + ", ".join(f"{v:.3f} s per full step at {k} px" for k, v in cal.items()) + ")"
                 if self.data.get("estimate_s") is not None else "n/a"),
             "- Wall time: " + (_fmt_time(wall) if wall is not None else "(not finished)") + "".join(
-                f"; {f} {_fmt_time(s)}" for f, s in self.figure_seconds.items()),
+                f"; {f} {_fmt_time(s)}" for f, s in self.figure_seconds.items())
+            + f". The {header['runs']} optimisation runs took {_fmt_time(header['runs_s'])} together.",
         ]
+        if header["reused_runs"]:
+            md.append(f"- Resumed: {header['reused_runs']} of {header['runs']} runs were reused from an earlier, "
+                      "interrupted invocation (--resume); the wall times above count this invocation only, the "
+                      "run times in the tables are each run's own.")
         md += [f"- Skipped: {s}" for s in self.skipped]
         md += [
             "- Image size matters for α/β: L_content sums over the M_l positions of a layer while E_l divides by "
@@ -955,6 +1020,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", choices=["noise", "preset"], default="noise",
                         help="start of the Fig. 2 and 3 runs: full-range uniform white noise as in the paper, or the "
                              "preset's own init (noise of σ 0.001 around grey) [noise]")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse runs already in --out with the same settings (their image and .json) instead of "
+                             "running them again; for long runs that were interrupted")
     parser.add_argument("--device", default=None, help="force a device (cpu, cuda); default: accelerate's pick")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -995,7 +1063,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         figures=figures, out=args.out, images=images,
         size={f: args.size or DEFAULT_SIZE[f] for f in FIGURES},
         steps={f: args.steps or DEFAULT_STEPS[f] for f in FIGURES},
-        seed=args.seed, fig3_style=fig3_style, sheet_format=args.sheet_format, init=args.init, quiet=args.quiet,
+        seed=args.seed, fig3_style=fig3_style, sheet_format=args.sheet_format, init=args.init, resume=args.resume,
+        quiet=args.quiet,
     )
 
 

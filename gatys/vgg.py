@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,8 +225,23 @@ class VGGFeatures(nn.Module):
         return (image * self._scale + self._shift).contiguous(memory_format=torch.channels_last)
 
     def forward(
-        self, image: torch.Tensor, layers: Sequence[str], pooling: str | None = None
+        self,
+        image: torch.Tensor,
+        layers: Sequence[str],
+        pooling: str | None = None,
+        *,
+        on_feature: Callable[[str, torch.Tensor], None] | None = None,
     ) -> dict[str, torch.Tensor]:
+        """The requested features of ``image`` (RGB in [0, 1]), computed up to the deepest of them.
+
+        Args:
+            layers: feature names (``conv4_2``, ``relu4_2``, ``pool1`` …).
+            pooling: ``"avg"`` or ``"max"``; default the network's.
+            on_feature: called as ``on_feature(name, feature)`` for each requested feature as soon as it is
+                computed, before any deeper layer runs. A loss built there is built in forward order, so its
+                backward runs when the network's backward reaches that layer (autograd runs the most recently
+                created ready node first) instead of at the start, and its gradient is not held meanwhile.
+        """
         pooling = pooling or self.pooling
         wanted = set(self.check_layers(layers))
         if not wanted:
@@ -242,6 +257,8 @@ class VGGFeatures(nn.Module):
                 x = F.relu(self._modules[name](x), inplace=True)
             if name in wanted:
                 out[name] = x
+                if on_feature is not None:
+                    on_feature(name, x)
         return out
 
     def convs(self) -> list[nn.Conv2d]:

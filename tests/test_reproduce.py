@@ -181,6 +181,23 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
         assert sheet.width > 4 * 32
 
 
+def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, capsys):
+    out = tmp_path / "out"
+    args = ["fig1", "--out", str(out), "--size", "32", "--steps", "2", "--images", str(image_dir),
+            "--weights", str(tiny_weights_dir), "--device", "cpu"]
+    assert rp.main(args) == 0
+    first = json.loads((out / "report.json").read_text())
+    before = (out / "fig1/content_conv3_1.png").read_bytes()
+    assert rp.main([*args, "--resume"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert "reused from fig1/content_conv3_1.png" in capsys.readouterr().err
+    assert again["reused_runs"] == again["runs"] == 15
+    assert again["fig1"]["content"] == first["fig1"]["content"]  # same images, same numbers
+    assert (out / "fig1/content_conv3_1.png").read_bytes() == before
+    assert rp.main([*args, "--resume", "--steps", "3"]) == 0  # other settings: nothing reused
+    assert json.loads((out / "report.json").read_text())["reused_runs"] == 0
+
+
 def test_command_says_when_images_are_absent(tmp_path, capsys):
     rc = rp.main(["fig1", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "nowhere")])
     assert rc == 2
