@@ -471,7 +471,7 @@ def reconstruct(
     style: str | None = None,
     size: float = 128,
     steps: float = 100,
-    optimizer: str = "lbfgs",
+    optimizer: str = "auto",
     request: gr.Request = None,
     progress=gr.Progress(),
 ):
@@ -486,8 +486,11 @@ def reconstruct(
     content_img = load_upload(content, "content image")
     style_img = load_upload(style, "style image")
     size, steps = int(size), int(steps)
-    if optimizer not in ("adam", "lbfgs"):
-        raise gr.Error(f"Unknown optimiser {optimizer!r}; use adam or lbfgs.")
+    if optimizer not in ("auto", "adam", "lbfgs"):
+        raise gr.Error(f"Unknown optimiser {optimizer!r}; use auto, adam or lbfgs.")
+    # auto: the library's defaults, Adam for content (L-BFGS fills deep reconstructions with speckle), L-BFGS
+    # for style.
+    chosen = {} if optimizer == "auto" else {"optimizer": optimizer}
     if size > MAX_SIZE:
         raise gr.Error(f"Size {size} px is over this app's limit of {MAX_SIZE} px.")
     try:
@@ -509,7 +512,7 @@ def reconstruct(
                 done = (2 * i + j) * steps
                 cb = lambda info, done=done: emit("step", (done + info.step, info.loss))  # noqa: E731
                 img = content_img if kind == "content" else style_img
-                out = fn(img, arg, size=size, steps=steps, seed=0, optimizer=optimizer, callback=cb)
+                out = fn(img, arg, size=size, steps=steps, seed=0, callback=cb, **chosen)
                 if out.stopped or not emit("result", (kind, arg, out)):
                     return
 
@@ -667,8 +670,8 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                 fig1_size = gr.Slider(64, 512, value=128, step=32, label="Size (px)", elem_id="fig1-size")
                 fig1_steps = gr.Slider(1, 500, value=100, step=1, label="Steps per reconstruction",
                                        elem_id="fig1-steps")
-                fig1_optimizer = gr.Radio([("L-BFGS (the paper)", "lbfgs"), ("Adam", "adam")], value="lbfgs",
-                                          label="Optimiser")
+                fig1_optimizer = gr.Radio([("Content: Adam, style: L-BFGS", "auto"), ("L-BFGS", "lbfgs"),
+                                           ("Adam", "adam")], value="auto", label="Optimiser")
                 fig1_eta = gr.Markdown(fig1_info(128, 100))
                 with gr.Row():
                     fig1_btn = gr.Button("Reconstruct", variant="primary", elem_id="fig1-run")

@@ -259,14 +259,24 @@ class StyleTransfer:
         size: int = 256,
         steps: int = 300,
         seed: int | None = 0,
-        optimizer: str = "lbfgs",
+        optimizer: str = "adam",
+        learning_rate: float = 0.02,
         callback: Callback | None = None,
         snapshot_every: int = 0,
         progress: bool = False,
     ) -> StylizeOutput:
-        """Fig. 1, content reconstructions: from white noise, minimise the content loss on one layer only."""
+        """Fig. 1, content reconstructions: from white noise, minimise the content loss on one layer only.
+
+        The default optimiser here is Adam (plain gradient steps, as the paper's Fig. 1 text says: "we perform
+        gradient descent on a white noise image"), not L-BFGS. L-BFGS scales each direction by its inverse
+        curvature, so it takes its largest steps along the pixel patterns a deep layer barely sees: from conv3_1
+        on, its reconstructions fill with colour speckle and their PSNR *falls* as the loss falls (measured with
+        the HED VGG-16 at 128 px, conv3_1: 13.8 dB after 20 steps, 12.5 dB after 500). Adam reconstructions fall
+        in PSNR with depth as the paper describes (37.9, 26.3, 13.6, 12.0, 11.5 dB for conv1_1..conv5_1).
+        """
         opts = get_preset("paper").with_overrides(
-            name=f"content-{layer}", content_layers=(layer,), size=size, steps=steps, optimizer=optimizer, init="noise"
+            name=f"content-{layer}", content_layers=(layer,), size=size, steps=steps, optimizer=optimizer, init="noise",
+            learning_rate=learning_rate,
         )
         self._check_common(opts, snapshot_every, "fp32")
         img = im.load_image(image, max_side=size * 2, name="image")
