@@ -46,7 +46,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
-DEFAULT_STEPS = {256: 4, 512: 3, 1024: 2}
+DEFAULT_STEPS = {256: 10, 512: 5, 1024: 2}  # 10 at 256 px: fewer steps left a ±10 % spread (measured)
 SECTIONS = ("steps", "rss", "bf16", "quality")
 
 
@@ -461,62 +461,67 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     results["quality_single"] = {"size": size, "steps": n, "precision": prec, "target_loss": target,
                                  "history": [[i.elapsed, i.loss] for i in single.losses]}
     args.save()  # the long run is kept even if the multi-scale run is interrupted
-    print(f"[quality] multi-scale: {multi.scale_sizes()} px, {multi.scale_steps()} steps, until loss <= {target:.4g}",
-          file=sys.stderr, flush=True)
     last_scale = multi.num_scales - 1
 
     def stop_when_reached(info: Any) -> bool:
         return not (info.scale == last_scale and info.loss <= target)
 
-    out = bench.st.stylize(bench.content, bench.style, preset=multi, precision=prec, seed=0,
-                           callback=stop_when_reached, progress=args.progress)
+    # The multi-scale preset as it is, and (when its init is not noise) from the same noise as the single-scale
+    # run, so that the effect of coarse-to-fine alone shows too.
+    variants = [multi] if multi.init == "noise" else [multi, multi.with_overrides(init="noise")]
+    runs = []
+    for v in variants:
+        print(f"[quality] multi-scale: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
+              f"until loss <= {target:.4g}", file=sys.stderr, flush=True)
+        runs.append(bench.st.stylize(bench.content, bench.style, preset=v, precision=prec, seed=0,
+                                     callback=stop_when_reached, progress=args.progress))
     # Per-step cost at each scale's size, interleaved in this process (as in the step table), for a time
-    # that does not depend on how busy the machine was during each of the two long runs.
-    sizes = sorted({max(info.size) for info in out.losses} | {size})
+    # that does not depend on how busy the machine was during each of the long runs.
+    sizes = sorted({max(info.size) for out in runs for info in out.losses} | {size})
     costs: dict[int, list[float]] = {s: [] for s in sizes}
     for _ in range(args.rounds):
         for s in sizes:
             costs[s].append(median(bench.time_gatys(s, prec, DEFAULT_STEPS.get(s, 3))))
     step_cost = {s: median(v) for s, v in costs.items()}
     i_single = next(i for i, info in enumerate(single.losses) if info.loss <= target)
-    i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last_scale and info.loss <= target), None)
-    wall = (single.losses[i_single].elapsed, out.losses[i_multi].elapsed if i_multi is not None else None)
-    steady = (steady_elapsed(single.losses)[i_single],
-              steady_elapsed(out.losses)[i_multi] if i_multi is not None else None)
-    model = (steady_elapsed(single.losses, step_cost)[i_single],
-             steady_elapsed(out.losses, step_cost)[i_multi] if i_multi is not None else None)
-    fine_steps = sum(1 for info in out.losses if info.scale == last_scale)
-    results["quality"] = {
-        "size": size, "single_steps": n, "precision": prec, "target_loss": target,
-        "wall_seconds": wall, "steady_seconds": steady, "step_cost_seconds": model, "step_cost": step_cost,
-        "multi_preset": multi.to_dict(), "multi_fine_steps": fine_steps,
-        "single_history": [[i.elapsed, i.loss] for i in single.losses],
-        "multi_history": [[i.elapsed, i.scale, i.loss] for i in out.losses],
-    }
+    single_times = (single.losses[i_single].elapsed, steady_elapsed(single.losses)[i_single],
+                    steady_elapsed(single.losses, step_cost)[i_single])
     single.image.save(Path(args.out) / f"quality_single_{size}.png")
-    out.image.save(Path(args.out) / f"quality_multi_{size}.png")
-
-    def ratio(pair: tuple[float, float | None]) -> str:
-        return f"{pair[1] / pair[0]:.2f}" if pair[1] is not None else "not reached"
-
-    reached = f"{fine_steps}" if i_multi is not None else f"{fine_steps} (target not reached)"
+    rows = []
+    results["quality"] = {"size": size, "single_steps": n, "precision": prec, "target_loss": target,
+                          "step_cost": step_cost, "single_seconds": single_times,
+                          "single_history": [[i.elapsed, i.loss] for i in single.losses], "multi": []}
+    for v, out in zip(variants, runs):
+        i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last_scale and info.loss <= target),
+                       None)
+        times = (out.losses[i_multi].elapsed, steady_elapsed(out.losses)[i_multi],
+                 steady_elapsed(out.losses, step_cost)[i_multi]) if i_multi is not None else (None, None, None)
+        fine_steps = sum(1 for info in out.losses if info.scale == last_scale)
+        results["quality"]["multi"].append({
+            "preset": v.to_dict(), "seconds": times, "fine_steps": fine_steps, "reached": i_multi is not None,
+            "history": [[i.elapsed, i.scale, i.loss] for i in out.losses]})
+        out.image.save(Path(args.out) / f"quality_multi_{v.init}_{size}.png")
+        reached = f"{fine_steps}" if i_multi is not None else f"{fine_steps} (target not reached)"
+        rows.append(f"| multi-scale ({v.name}, init {v.init}) | {' → '.join(map(str, v.scale_sizes()))} "
+                    f"| {' + '.join(map(str, v.scale_steps()[:-1]))} + {reached} "
+                    + "".join(f"| {t:.1f} " if t is not None else "| — " for t in times) + "|")
+        rows.append(f"| multi ({v.init}) / single | | | "
+                    + " | ".join(f"{m / s_:.2f}" if m is not None else "not reached"
+                                 for m, s_ in zip(times, single_times)) + " |")
     return [
         f"Target: the total loss (α L_content + β L_style at {size} px, as the step reports it) after {n} "
-        f"single-scale steps: {target:.4g}. Same seed (noise init), same images, {prec}. Time in seconds from the "
-        "start of stylize(), setup and targets included. *steady*: every step counts as its scale's median step "
-        "time in that run (the first step of each scale as measured), which removes load spikes; *step cost*: "
-        "every step counts as the per-step time at its size measured interleaved afterwards "
-        f"({', '.join(f'{s} px {c:.3f} s' for s, c in step_cost.items())}), so that both runs are priced under "
+        f"single-scale steps of the paper preset from noise: {target:.4g}. Same seed, same images, {prec}. Time in "
+        "seconds from the start of stylize(), setup and targets included. *steady*: every step counts as its "
+        "scale's median step time in that run (the first step of each scale as measured), which removes load "
+        "spikes; *step cost*: every step counts as the per-step time at its size measured interleaved afterwards "
+        f"({', '.join(f'{s} px {c:.3f} s' for s, c in step_cost.items())}), so that all runs are priced under "
         "the same load.",
         "",
         "| run | scales (px) | steps | wall s | steady s | step cost s |",
         "|---|---|---|---|---|---|",
-        f"| single scale (paper preset) | {size} | {n} (target at step {i_single + 1}) "
-        f"| {wall[0]:.1f} | {steady[0]:.1f} | {model[0]:.1f} |",
-        f"| multi-scale ({multi.name}) | {' → '.join(map(str, multi.scale_sizes()))} "
-        f"| {' + '.join(map(str, multi.scale_steps()[:-1]))} + {reached} "
-        + "".join(f"| {t:.1f} " if t is not None else "| — " for t in (wall[1], steady[1], model[1])) + "|",
-        f"| multi / single | | | {ratio(wall)} | {ratio(steady)} | {ratio(model)} |",
+        f"| single scale (paper preset, init noise) | {size} | {n} (target at step {i_single + 1}) "
+        + "".join(f"| {t:.1f} " for t in single_times) + "|",
+        *rows,
     ]
 
 
@@ -633,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="per-step timer: wall, or the thread's CPU time (needs --threads 1; robust on a busy machine)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size [3]")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per item and round [4/3/2 at 256/512/1024]")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per item and round [10/5/2 at 256/512/1024]")
     p.add_argument("--render-steps", type=int, default=300, help="steps of the 256 px bf16/fp32 renders [300]")
     p.add_argument("--quality-size", type=int, default=512, help="final size of the time-to-quality runs [512]")
     p.add_argument("--quality-steps", type=int, default=500, help="single-scale steps that set the target [500]")

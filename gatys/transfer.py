@@ -343,7 +343,8 @@ class StyleTransfer:
 
     @torch.no_grad()
     def _targets(
-        self, opts: Preset, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float], mode: str
+        self, opts: Preset, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float], mode: str,
+        content_scale: float = 1.0,
     ) -> _Targets:
         use_content = mode in ("stylize", "content")
         use_style = mode in ("stylize", "style")
@@ -364,10 +365,11 @@ class StyleTransfer:
                 # uses same-size images, where this factor is 1).
                 g = gram_matrix(f) * (b * m_out / m_style)
                 grams[name] = g if name not in grams else grams[name] + g
-        alpha = opts.alpha_beta * self.model.config.alpha_beta_scale if use_style else 1.0
+        # content_scale: see _run (coarse scales of a multi-scale run weigh the pixel sums as at the final size).
+        alpha = opts.alpha_beta * self.model.config.alpha_beta_scale * content_scale if use_style else 1.0
         content_weights = {name: 1.0 / len(c_layers) for name in c_layers}
         return _Targets(targets, content_weights, grams, {n: w for n, w in s_weights.items()}, alpha,
-                        opts.tv_weight if use_style else 0.0, opts.pooling)
+                        opts.tv_weight * content_scale if use_style else 0.0, opts.pooling)
 
     def _losses(self, x: torch.Tensor, t: _Targets, autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The total loss (for backward) and its parts, stacked so that reading them is one device sync.
@@ -439,6 +441,8 @@ class StyleTransfer:
         content = None
         stopped = False
         step = 0
+        fw, fh = im.resize_longest(content_img, sizes[-1], "content image").size
+        final_pixels = fw * fh
         try:
             for scale, (size, n_steps) in enumerate(zip(sizes, steps)):
                 content = self._prepare(content_img, size, "content image")
@@ -451,7 +455,12 @@ class StyleTransfer:
                     content_for_net = gray
                 else:
                     content_for_net = content
-                targets = self._targets(opts, content_for_net, styles, blend, mode)
+                # L_content and the TV loss are sums over positions (they grow with the pixel count) while each
+                # E_l is normalised by M_l² (it does not), so at a coarse scale the same α/β would favour style
+                # by the ratio of pixel counts. Each coarse scale weighs them as the final size does, so it
+                # optimises the same balance and hands the next scale a start near that balance's optimum.
+                content_scale = final_pixels / (h * w)
+                targets = self._targets(opts, content_for_net, styles, blend, mode, content_scale)
                 if x is None:
                     x = self._init(opts, content_for_net, styles[0] if styles else None, init_img, seed)
                 else:

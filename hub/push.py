@@ -22,6 +22,19 @@ FILES = ("README.md", "config.json", "model.safetensors")
 LOGIN_HINT = "no Hugging Face token found: log in with 'hf auth login' (or set HF_TOKEN) using a token with write access"
 
 
+def repo_id_problem(repo_id: str) -> str | None:
+    """A one-line reason why ``repo_id`` cannot be pushed to (it must be NAMESPACE/NAME), or None."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+        if "/" not in repo_id:
+            raise HFValidationError("it needs a namespace: YOUR-NAME/NAME")
+    except HFValidationError as e:
+        return f"invalid --repo-id {repo_id!r}: {str(e).splitlines()[0]}"
+    return None
+
+
 def check_folder(folder: Path) -> list[Path]:
     """The files to publish, after checking the folder loads strictly (every key, every shape)."""
     from gatys.weights import load_vgg
@@ -82,14 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from huggingface_hub import constants, get_token
-    from huggingface_hub.utils import HfHubHTTPError, HFValidationError, validate_repo_id
+    from huggingface_hub.utils import HfHubHTTPError
 
-    try:
-        validate_repo_id(args.repo_id)
-        if "/" not in args.repo_id:
-            raise HFValidationError("it needs a namespace: YOUR-NAME/NAME")
-    except HFValidationError as e:
-        print(f"error: invalid --repo-id {args.repo_id!r}: {str(e).splitlines()[0]}", file=sys.stderr)
+    if (problem := repo_id_problem(args.repo_id)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         if args.dry_run:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hub.push import LOGIN_HINT
+from hub.push import LOGIN_HINT, repo_id_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
@@ -65,14 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from huggingface_hub import get_token
-    from huggingface_hub.utils import HfHubHTTPError, HFValidationError, validate_repo_id
+    from huggingface_hub.utils import HfHubHTTPError
 
-    try:
-        validate_repo_id(args.repo_id)
-        if "/" not in args.repo_id:
-            raise HFValidationError("it needs a namespace: YOUR-NAME/NAME")
-    except HFValidationError as e:
-        print(f"error: invalid --repo-id {args.repo_id!r}: {str(e).splitlines()[0]}", file=sys.stderr)
+    if (problem := repo_id_problem(args.repo_id)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     token = None
     if not args.dry_run:

@@ -56,6 +56,15 @@ def test_multiscale_runs_coarse_to_fine(tiny_st, content_img, style_img):
     assert out.image.size == (64, 53)
 
 
+def test_coarse_scales_weigh_content_as_the_final_size_does(tiny_st, content_img, style_img):
+    """L_content sums over positions, E_l does not: a coarse scale multiplies α by the pixel ratio."""
+    out = tiny_st.stylize(content_img, style_img, size=64, steps=2, num_scales=2, coarse_steps=2, alpha_beta=1e-3)
+    ratio = (64 * 53) / (32 * 27)
+    for info in out.losses:
+        alpha = 1e-3 * (ratio if info.scale == 0 else 1.0)
+        assert info.loss == pytest.approx(alpha * info.content_loss + info.style_loss, rel=1e-4)
+
+
 def test_several_styles_blend(tiny_st, content_img, style_img):
     other = style_img.transpose(0)
     out = tiny_st.stylize(content_img, [style_img, other], style_weights=[3, 1], **FAST)
