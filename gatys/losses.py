@@ -46,10 +46,37 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     A batched matmul; accumulates in fp32 even when the features are bf16.
     """
     b, n, h, w = features.shape
+    channels_last = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    if channels_last and b == 1 and features.dtype == torch.float32 and _use_onednn(features.reshape(n, h * w)):
+        return _gram_fp32_cpu(features.reshape(n, h * w).t())[None]
     # bf16 features are converted in their own (channels_last) layout, one streaming pass. oneDNN would want
     # them transposed, and the transposing copy costs more than its faster product saves (measured).
     f = _acc(features.reshape(b, n, h * w))
     return torch.bmm(f, f.transpose(1, 2))
+
+
+def _gram_fp32_cpu(x: torch.Tensor) -> torch.Tensor:
+    """Xᵀ X for the (M x N) matrix X of channels_last features, the fastest way measured per width N.
+
+    Measured on the benchmark CPU (AMD EPYC, 2 cores), the paper's layers at 256 and 512 px: for N >= 256,
+    oneDNN on a transposed copy (0.6x the time of bmm at conv4_1); for N = 128, the symmetric product by blocks
+    (three quarters of the multiply-adds, 0.87x); for N = 64, bmm (blocks of 32 run slower). Together 2.8 ms
+    less per step at 256 px, 8 ms at 512 px.
+    """
+    m, n = x.shape
+    if n >= 256:
+        xt = x.t().contiguous()
+        return _onednn_linear(xt, xt, None, "none", [], "")
+    if n >= 128:
+        h = n // 2
+        a, c = x[:, :h], x[:, h:]
+        g = torch.empty(n, n, dtype=x.dtype)
+        torch.mm(a.t(), a, out=g[:h, :h])
+        torch.mm(c.t(), c, out=g[h:, h:])
+        torch.mm(a.t(), c, out=g[:h, h:])
+        g[h:, :h] = g[:h, h:].t()
+        return g
+    return torch.mm(x.t(), x)
 
 
 class _ContentLoss(torch.autograd.Function):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gatys.losses import content_loss, gram_matrix, layer_style_loss, style_layer_loss, style_loss, total_loss, tv_loss
@@ -98,3 +99,16 @@ def test_gram_bf16_accumulates_fp32():
     g = gram_matrix(f.bfloat16())
     assert g.dtype == torch.float32
     assert torch.allclose(g, gram_matrix(f), rtol=2e-2)
+
+
+@pytest.mark.parametrize("n", [64, 128, 256, 512])
+def test_gram_of_channels_last_features_matches_bmm(n):
+    """The CPU fast paths (blocks for N = 128, oneDNN for N >= 256) give the plain product's Gram matrix."""
+    f = torch.rand(1, n, 6, 10, generator=torch.Generator().manual_seed(n)).contiguous(memory_format=torch.channels_last)
+    flat = f.contiguous().reshape(1, n, -1).double()
+    expected = torch.bmm(flat, flat.transpose(1, 2))
+    with torch.no_grad():
+        g = gram_matrix(f)
+    assert g.shape == (1, n, n) and g.dtype == torch.float32
+    assert torch.allclose(g.double(), expected, rtol=1e-5, atol=1e-4)
+    assert torch.equal(g, g.transpose(1, 2))  # symmetric exactly, as F Fᵀ is
