@@ -257,7 +257,7 @@ def test_small_reproduction_report(small):
     assert {p["panel"] for p in small["fig2"]["panels"] if p["status"] == "done"} >= {"B", "C", "E"}
     assert {e["panel"] for e in small["fig2"]["from_photo"]} >= {"B", "C", "E"}
     assert (out / "fig2_from_photo.png").is_file() and "### Started from the photo" in md
-    _assert_pass(_checks(small, "fig2", "from the photo"))
+    _assert_pass(_checks(small, "fig2", "started from the photo"))
     assert len(small["fig3"]["cells"]) == 20
 
 
