@@ -277,8 +277,19 @@ def test_small_style_reconstructions_lower_the_loss_where_they_match(small):
 
 @pytest.mark.slow
 def test_small_style_reconstructions_lower_the_loss_at_the_deepest_layers(small):
-    """Also at conv4_1 and conv5_1, though with the HED VGG-16 they carry under 1 % of L_style at w_l = 1/5."""
-    _assert_pass(_checks(small, "fig1", "at conv4_1") + _checks(small, "fig1", "at conv5_1"))
+    """At conv4_1 and conv5_1, the sets that match the layer beat the sets of one or two layers.
+
+    Not every set: with the HED VGG-16, conv4_1 and conv5_1 carry under 1 % of L_style at w_l = 1/5, so the
+    conv1_1..conv3_1 reconstruction's loss there is within the optimiser's noise of the matched ones (two runs
+    of the same command: tubingen at conv4_1, matched at most 3.33 vs conv1_1..conv3_1 4.52 in one, 2.63 vs
+    1.33 in the other). Against conv1_1 alone and conv1_1..conv2_1 the margins were 2x-30x in both runs.
+    """
+    for stem, d in small["fig1"]["style"].items():
+        recs = {len(e["layers"]): e["style_loss"] for e in d["reconstructions"]}
+        for k, layer in ((4, "conv4_1"), (5, "conv5_1")):
+            matched = [recs[j][layer] for j in range(k, 6)]
+            shallow = [recs[1][layer], recs[2][layer]]
+            assert max(matched) < min(shallow), (stem, layer, matched, shallow)
 
 
 @pytest.mark.slow
