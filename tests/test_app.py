@@ -135,7 +135,9 @@ def test_cancel_stops_the_work(client, server, images):
     busy = cpu_use(server[1].pid, 1.0)
     assert busy > 0.2, f"the server should be optimising, but used {busy:.2f} cores"
     job.cancel()
-    wait_idle(server[1].pid, within=10)
+    # Idle relative to the measured load: locally the server fell to 0.06 cores within 2 s, but one CI run
+    # showed a steady 0.13-0.17 cores (Gradio's own work after the cancel) against 1.5 while optimising.
+    wait_idle(server[1].pid, within=10, threshold=min(0.3, busy / 4))
     # The worker is free at once: a new run starts and finishes.
     _, status, _ = client.predict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
                                   size=64, steps=2, api_name="/stylize")
