@@ -41,13 +41,18 @@ def _use_onednn(*matrices: torch.Tensor) -> bool:
     )
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    """Whether ``t`` is stored channels_last (and not also plain contiguous, as 1 x 1 maps are)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """G = F Fᵀ (Eq. 3), unnormalised, for features of shape (B, N, H, W) -> (B, N, N).
 
     A batched matmul; accumulates in fp32 even when the features are bf16.
     """
     b, n, h, w = features.shape
-    channels_last = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    channels_last = _channels_last(features)
     if channels_last and b == 1 and features.dtype == torch.float32 and _use_onednn(features.reshape(n, h * w)):
         return _gram_fp32_cpu(features.reshape(n, h * w).t())[None]
     # bf16 features are converted in their own (channels_last) layout, one streaming pass. oneDNN would want
@@ -142,7 +147,7 @@ class _StyleLayerLoss(torch.autograd.Function):
             f = features.reshape(b, n, h * w)
             # The gradient is returned as a fresh tensor in the features' own layout, not as a view, so that
             # autograd adds the network's gradient into it in place instead of allocating the sum.
-            channels_last = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+            channels_last = _channels_last(features)
             if channels_last and b == 1 and _use_onednn(f[0]):
                 # channels_last features are X = Fᵀ, an (M x N) matrix in memory: the gradient's transpose is
                 # X d (d = dᵀ), in X's layout and dtype. For bf16 features d is rounded to bf16 like every other
