@@ -466,15 +466,23 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     def stop_when_reached(info: Any) -> bool:
         return not (info.scale == last_scale and info.loss <= target)
 
+    def stop_single(info: Any) -> bool:
+        return info.loss > target
+
     # The multi-scale preset as it is, and (when its init is not noise) from the same noise as the single-scale
-    # run, so that the effect of coarse-to-fine alone shows too.
+    # run, so that the effect of coarse-to-fine alone shows too; and, for a preset that starts from the photo,
+    # a single-scale run from the photo, which separates what the init does from what the coarse scales do.
     variants = [multi] if multi.init == "noise" else [multi, multi.with_overrides(init="noise")]
+    if multi.init != "noise":
+        variants.append(single_opts.with_overrides(init=multi.init, steps=n, num_scales=1))
     runs = []
     for v in variants:
-        print(f"[quality] multi-scale: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
+        kind = "multi-scale" if v.num_scales > 1 else "single scale"
+        print(f"[quality] {kind}: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
               f"until loss <= {target:.4g}", file=sys.stderr, flush=True)
         runs.append(bench.st.stylize(bench.content, bench.style, preset=v, precision=prec, seed=0,
-                                     callback=stop_when_reached, progress=args.progress))
+                                     callback=stop_when_reached if v.num_scales > 1 else stop_single,
+                                     progress=args.progress))
     # Per-step cost at each scale's size, interleaved in this process (as in the step table), for a time
     # that does not depend on how busy the machine was during each of the long runs.
     sizes = sorted({max(info.size) for out in runs for info in out.losses} | {size})
@@ -492,20 +500,25 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
                           "step_cost": step_cost, "single_seconds": single_times,
                           "single_history": [[i.elapsed, i.loss] for i in single.losses], "multi": []}
     for v, out in zip(variants, runs):
-        i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last_scale and info.loss <= target),
-                       None)
+        last = v.num_scales - 1
+        i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last and info.loss <= target), None)
         times = (out.losses[i_multi].elapsed, steady_elapsed(out.losses)[i_multi],
                  steady_elapsed(out.losses, step_cost)[i_multi]) if i_multi is not None else (None, None, None)
-        fine_steps = sum(1 for info in out.losses if info.scale == last_scale)
+        fine_steps = sum(1 for info in out.losses if info.scale == last)
         results["quality"]["multi"].append({
             "preset": v.to_dict(), "seconds": times, "fine_steps": fine_steps, "reached": i_multi is not None,
             "history": [[i.elapsed, i.scale, i.loss] for i in out.losses]})
-        out.image.save(Path(args.out) / f"quality_multi_{v.init}_{size}.png")
         reached = f"{fine_steps}" if i_multi is not None else f"{fine_steps} (target not reached)"
-        rows.append(f"| multi-scale ({v.name}, init {v.init}) | {' → '.join(map(str, v.scale_sizes()))} "
-                    f"| {' + '.join(map(str, v.scale_steps()[:-1]))} + {reached} "
+        if v.num_scales > 1:
+            out.image.save(Path(args.out) / f"quality_multi_{v.init}_{size}.png")
+            label, short = f"multi-scale ({v.name}, init {v.init})", f"multi ({v.init})"
+            steps_cell = f"{' + '.join(map(str, v.scale_steps()[:-1]))} + {reached}"
+        else:
+            out.image.save(Path(args.out) / f"quality_single_{v.init}_{size}.png")
+            label, short, steps_cell = f"single scale ({bench.preset.name} preset, init {v.init})", f"single ({v.init})", reached
+        rows.append(f"| {label} | {' → '.join(map(str, v.scale_sizes()))} | {steps_cell} "
                     + "".join(f"| {t:.1f} " if t is not None else "| — " for t in times) + "|")
-        rows.append(f"| multi ({v.init}) / single | | | "
+        rows.append(f"| {short} / single (noise) | | | "
                     + " | ".join(f"{m / s_:.2f}" if m is not None else "not reached"
                                  for m, s_ in zip(times, single_times)) + " |")
     return [

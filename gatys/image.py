@@ -159,12 +159,17 @@ def check_size(img: Image.Image, name: str = "image") -> None:
         )
 
 
+def longest_side_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """The (width, height) that :func:`resize_longest` gives an image of ``shape`` (width, height)."""
+    w, h = shape
+    scale = size / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize_longest(img: Image.Image, size: int, name: str = "image") -> Image.Image:
     """Resize so the longest side is ``size`` px, keeping the aspect ratio; checks the result's size."""
-    w, h = img.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    out = img if new == (w, h) else img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    new = longest_side_shape(img.size, size)
+    out = img if new == img.size else img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
     check_size(out, name)
     return out
 

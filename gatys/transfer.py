@@ -441,7 +441,7 @@ class StyleTransfer:
         content = None
         stopped = False
         step = 0
-        fw, fh = im.resize_longest(content_img, sizes[-1], "content image").size
+        fw, fh = im.longest_side_shape(content_img.size, sizes[-1])
         final_pixels = fw * fh
         try:
             for scale, (size, n_steps) in enumerate(zip(sizes, steps)):

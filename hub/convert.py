@@ -29,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -281,16 +282,17 @@ def torchvision_config(architecture: str, sha256: str, source: str, note: str = 
     )
 
 
+def _caffe_vgg19(**fields: Any) -> VGGConfig:
+    """A VGG-19 in the Caffe convention (BGR, 0-255, Caffe mean subtracted) with average pooling."""
+    # neural-style-pt multiplies pixels by 256 (a habit from Lua neural-style); Caffe's VGG was trained on 0-255
+    # pixels, so 255 here (features differ by 0.4%). leongatys/PytorchNeuralStyleTransfer does the same: BGR,
+    # minus the ImageNet mean (0.40760392... x 255 = 103.939...), x 255.
+    return VGGConfig(architecture="vgg19", color_order="BGR", input_range=255.0, mean=CAFFE_MEAN_BGR,
+                     std=(1.0, 1.0, 1.0), pooling="avg", **fields)
+
+
 def caffe_config(sha256: str, source: str, note: str = "") -> VGGConfig:
-    return VGGConfig(
-        architecture="vgg19",
-        color_order="BGR",
-        # neural-style-pt multiplies pixels by 256 (a habit from Lua neural-style); Caffe's VGG was trained
-        # on 0-255 pixels, so 255 here (features differ by 0.4%).
-        input_range=255.0,
-        mean=CAFFE_MEAN_BGR,
-        std=(1.0, 1.0, 1.0),
-        pooling="avg",
+    return _caffe_vgg19(
         label="VGG-19 (Caffe, Simonyan & Zisserman)",
         # Not calibrated against the paper's normalised network; see docs/weights.md "alpha_beta_scale".
         alpha_beta_scale=1.0,
@@ -303,14 +305,7 @@ def caffe_config(sha256: str, source: str, note: str = "") -> VGGConfig:
 
 
 def normalised_config(sha256: str, source: str, note: str = "") -> VGGConfig:
-    return VGGConfig(
-        architecture="vgg19",
-        # leongatys/PytorchNeuralStyleTransfer: BGR, minus the ImageNet mean (0.40760392... x 255 = 103.939...), x 255.
-        color_order="BGR",
-        input_range=255.0,
-        mean=CAFFE_MEAN_BGR,
-        std=(1.0, 1.0, 1.0),
-        pooling="avg",
+    return _caffe_vgg19(
         label="VGG-19 normalised (Gatys et al.)",
         alpha_beta_scale=1.0,  # the paper's own network: its α/β apply unchanged
         source=f"{source} (Gatys, Ecker & Bethge; leongatys/PytorchNeuralStyleTransfer)",

@@ -151,14 +151,19 @@ def test_gallery_fills_step_by_step(page, shoot):
     assert "tubingen-x-shipwreck-preview-custom" in page.locator("#result").inner_text().replace("\n", "")
 
 
-def test_stop_ends_the_run(page, server, shoot):
-    pid = server[1].pid
+def start_long_run(page):
+    """Start a 2000-step run and wait for its first snapshot: long enough to be stopped or abandoned."""
     upload(page, CONTENT, STYLE)
     page.get_by_text("Advanced (filled in by the preset)").click()
     set_number(page, "steps", 2000)
     set_number(page, "snapshot-every", 5)
     page.locator("#run").click()
     wait_for(lambda: snapshots(page) >= 1, 120, "a first snapshot")
+
+
+def test_stop_ends_the_run(page, server, shoot):
+    pid = server[1].pid
+    start_long_run(page)
     busy = cpu_use(pid, 1.0)
     assert busy > 0.2, f"the server should be optimising, but used {busy:.2f} cores"
     page.locator("#stop").click()
@@ -179,12 +184,7 @@ def test_closed_tab_ends_the_run(browser, server):
     page = context.new_page()
     page.goto(server[0])
     page.wait_for_selector("#run")
-    upload(page, CONTENT, STYLE)
-    page.get_by_text("Advanced (filled in by the preset)").click()
-    set_number(page, "steps", 2000)
-    set_number(page, "snapshot-every", 5)
-    page.locator("#run").click()
-    wait_for(lambda: snapshots(page) >= 1, 120, "a first snapshot")
+    start_long_run(page)
     context.close()
     seconds, _ = wait_idle(pid, within=30)
     print(f"server idle {seconds:.1f} s after the tab closed")

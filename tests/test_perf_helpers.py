@@ -185,3 +185,58 @@ def test_peer_model_matches_gatys_features(tiny_net):
     for layer in list(seq.children())[:7]:  # conv1_1, relu, conv1_2, relu, pool1, conv2_1, relu
         y = layer(y)
     assert torch.allclose(y, ours, atol=1e-5)
+
+
+def test_quality_section_runs_every_variant_to_the_target(tiny_st, content_img, style_img, tmp_path):
+    """The time-to-quality section: the single-scale target, the multi-scale preset from its own init and from
+    noise, and the single-scale run from the preset's init, each stopped at the target, in one table."""
+    import argparse
+    import time
+
+    from benchmarks import speed
+    from gatys.presets import get_preset
+
+    bench = object.__new__(speed.Bench)
+    bench.st, bench.content, bench.style = tiny_st, content_img, style_img
+    bench.preset, bench.clock, bench.device = get_preset("paper"), time.perf_counter, tiny_st.device
+    args = argparse.Namespace(quality_size=96, quality_steps=15, quality_precision="fp32", quality_preset="quality",
+                              coarse_steps=3, progress=False, rounds=1, out=str(tmp_path), save=lambda: None)
+    results: dict = {}
+    lines = speed.section_quality(args, bench, results)
+    q = results["quality"]
+    target = q["target_loss"]
+    assert target == results["quality_single"]["history"][-1][1]
+    runs = q["multi"]
+    assert [(r["preset"]["num_scales"], r["preset"]["init"]) for r in runs] == [(3, "content"), (3, "noise"),
+                                                                              (1, "content")]
+    for r in runs:
+        last = r["preset"]["num_scales"] - 1
+        losses = [loss for _, scale, loss in r["history"] if scale == last]
+        if r["reached"]:  # the run stops at the first step at or below the target
+            assert losses[-1] <= target and all(loss > target for loss in losses[:-1])
+            assert r["seconds"][0] == r["history"][-1][0]
+    table = [line for line in lines if line.startswith("| ")]
+    assert len(table) == 1 + 1 + 2 * len(runs)  # header, the target run, and a row plus a ratio per run
+    assert any(line.startswith("| single scale (paper") and "init content" in line for line in table)
+    assert (tmp_path / "quality_single_content_96.png").exists()
+    assert (tmp_path / "quality_multi_noise_96.png").exists()
+
+
+@pytest.mark.parametrize("variant", ["photo", "coarse-x4", "photo-history100", "photo-pyramid3-r0.5"])
+def test_fine_phase_variants(tiny_st, content_img, style_img, variant):
+    """benchmarks.fine_phase: each start is evaluated as the first full-resolution step sees it, and a run stops
+    at the first step at or below the target."""
+    from benchmarks.fine_phase import FinePhase
+
+    bench = FinePhase(tiny_st, content_img, style_img, 96)
+    free = bench.run(variant, target=0.0, cap=8, coarse_steps=3)
+    assert len(free["losses"]) == 8 and free["reached"] is None
+    assert free["losses"][0][0] == pytest.approx(free["start"][0], rel=1e-5)
+    assert (free["coarse_seconds"] > 0) == variant.startswith("coarse")
+    if variant == "photo":
+        assert free["start"][1] == 0.0  # the photo has no content loss
+    target = sorted(loss for loss, _, _ in free["losses"])[3]  # reached within the 8 steps
+    stopped = bench.run(variant, target=target, cap=8, coarse_steps=3)
+    steps, _ = stopped["reached"]
+    assert stopped["losses"][-1][0] <= target and len(stopped["losses"]) == steps
+    assert all(loss > target for loss, _, _ in stopped["losses"][:-1])
