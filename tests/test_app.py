@@ -122,6 +122,19 @@ def test_preset_fills_the_advanced_fields(client):
 
 
 @pytest.mark.slow
+def test_preset_as_the_page_runs_it(client, images):
+    """The README's recipe: forwarding /preset_settings into /stylize runs the preset itself (no overrides)."""
+    from gradio_client import handle_file
+
+    names = ["alpha_beta_log10", "steps", "size", "scales", "style_layers", "init", "preserve_colors",
+             "style_scale", "tv_weight"]
+    fields = dict(zip(names, client.predict("preview", api_name="/preset_settings")))
+    _, status, _ = client.predict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
+                                  preset="preview", **fields, api_name="/stylize")
+    assert status.startswith("**Done**") and "settings `preview`" in status and "150 steps" in status, status
+
+
+@pytest.mark.slow
 def test_cancel_stops_the_work(client, server, images):
     """A cancelled API job (like a closed tab) stops the optimisation: the server's CPU use drops to idle."""
     from gradio_client import handle_file
