@@ -66,9 +66,10 @@ class FinePhase:
 
     def lbfgs(self, params: list[torch.Tensor], make_x: Any, t: Any, steps: int, stop: float | None = None,
               history: int = 20) -> dict[str, Any]:
-        """L-BFGS as in ``stylize``; returns the loss after each step and the step that reached ``stop``."""
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, max_eval=steps + 25, history_size=history,
-                                tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+        """``stylize``'s L-BFGS; returns the loss after each step and the step that reached ``stop``."""
+        from gatys.transfer import lbfgs
+
+        opt = lbfgs(params, steps, history_size=history)
         rec: dict[str, Any] = {"losses": [], "reached": None, "best": math.inf, "x": None}
         start = time.perf_counter()
 
@@ -98,7 +99,11 @@ class FinePhase:
         return rec
 
     def coarse_start(self, content_mult: float, coarse_steps: int) -> tuple[torch.Tensor, float]:
-        """The quality preset's 128 → 256 px scales, upsampled to the final size; and their seconds."""
+        """The quality preset's 128 → 256 px scales, upsampled to the final size; and their seconds.
+
+        The coarse-to-fine loop of ``StyleTransfer._run``, written out because the content multiplier K is an
+        experiment that ``stylize`` does not offer.
+        """
         start = time.perf_counter()
         x = None
         for size in self.opts.scale_sizes()[:-1]:

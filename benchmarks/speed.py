@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -461,27 +462,23 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     results["quality_single"] = {"size": size, "steps": n, "precision": prec, "target_loss": target,
                                  "history": [[i.elapsed, i.loss] for i in single.losses]}
     args.save()  # the long run is kept even if the multi-scale run is interrupted
-    last_scale = multi.num_scales - 1
 
-    def stop_when_reached(info: Any) -> bool:
+    def stop_when_reached(info: Any, last_scale: int) -> bool:
         return not (info.scale == last_scale and info.loss <= target)
-
-    def stop_single(info: Any) -> bool:
-        return info.loss > target
 
     # The multi-scale preset as it is, and (when its init is not noise) from the same noise as the single-scale
     # run, so that the effect of coarse-to-fine alone shows too; and, for a preset that starts from the photo,
     # a single-scale run from the photo, which separates what the init does from what the coarse scales do.
     variants = [multi] if multi.init == "noise" else [multi, multi.with_overrides(init="noise")]
     if multi.init != "noise":
-        variants.append(single_opts.with_overrides(init=multi.init, steps=n, num_scales=1))
+        variants.append(single_opts.with_overrides(init=multi.init))
     runs = []
     for v in variants:
         kind = "multi-scale" if v.num_scales > 1 else "single scale"
         print(f"[quality] {kind}: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
               f"until loss <= {target:.4g}", file=sys.stderr, flush=True)
         runs.append(bench.st.stylize(bench.content, bench.style, preset=v, precision=prec, seed=0,
-                                     callback=stop_when_reached if v.num_scales > 1 else stop_single,
+                                     callback=functools.partial(stop_when_reached, last_scale=v.num_scales - 1),
                                      progress=args.progress))
     # Per-step cost at each scale's size, interleaved in this process (as in the step table), for a time
     # that does not depend on how busy the machine was during each of the long runs.
@@ -515,7 +512,8 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
             steps_cell = f"{' + '.join(map(str, v.scale_steps()[:-1]))} + {reached}"
         else:
             out.image.save(Path(args.out) / f"quality_single_{v.init}_{size}.png")
-            label, short, steps_cell = f"single scale ({bench.preset.name} preset, init {v.init})", f"single ({v.init})", reached
+            label, short = f"single scale ({bench.preset.name} preset, init {v.init})", f"single ({v.init})"
+            steps_cell = reached
         rows.append(f"| {label} | {' → '.join(map(str, v.scale_sizes()))} | {steps_cell} "
                     + "".join(f"| {t:.1f} " if t is not None else "| — " for t in times) + "|")
         rows.append(f"| {short} / single (noise) | | | "

@@ -85,6 +85,18 @@ Callback = Callable[[StepInfo], Any]
 NOISE_STD = 1e-3
 
 
+def lbfgs(params: list[torch.Tensor], steps: int, history_size: int = 20) -> torch.optim.LBFGS:
+    """The L-BFGS that ``stylize`` runs for ``steps`` function evaluations (one step = one forward + backward).
+
+    A strong-Wolfe line search, as in scipy's L-BFGS-B that Gatys et al.'s code used: without one, the second
+    step overshot by 1e6x on Tübingen x Starry Night and L-BFGS crawled afterwards (measured). history_size 20:
+    L-BFGS-B keeps 10 pairs; 100 would hold 2.5 GB at 1024 px (and converged no faster at 512 px, measured in
+    benchmarks/README.md). No tolerances: the caller stops at its step budget.
+    """
+    return torch.optim.LBFGS(params, lr=1.0, max_iter=steps, max_eval=steps + 25, history_size=history_size,
+                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+
 def _pick_device(device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -507,14 +519,7 @@ class StyleTransfer:
                     return loss
 
                 if opts.optimizer == "lbfgs":
-                    # One step = one function evaluation (forward + backward). A strong-Wolfe line search, as in
-                    # scipy's L-BFGS-B that Gatys et al.'s code used: without one, the second step overshot by
-                    # 1e6x on Tübingen x Starry Night and L-BFGS crawled afterwards (measured). history_size 20:
-                    # L-BFGS-B keeps 10 pairs; 100 would hold 2.5 GB at 1024 px.
-                    opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                        [x], lr=1.0, max_iter=n_steps, max_eval=n_steps + 25, history_size=20,
-                        tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe",
-                    )
+                    opt: torch.optim.Optimizer = lbfgs([x], n_steps)
                     try:
                         while True:  # LBFGS.step returns early when it deems itself converged; go on to the budget
                             opt.step(closure)

@@ -205,10 +205,8 @@ def test_command_says_when_images_are_absent(tmp_path, capsys):
 
 
 # -- the real thing, small ---------------------------------------------------------------------------------
-# One reproduction at 64 px with the real default weights (about 2-3 minutes on an idle 2-core CPU), shared by
-# the tests below. 200 steps, not 100: at 100 the conv2_1 reconstruction is not yet near-perfect (27.7 dB).
-
-# The defaults' Fig. 1 and Fig. 3 runs (128 px, 300 steps); Fig. 2 at 128 px instead of 256. About 7 min here.
+# One reproduction with the real default weights, shared by the tests below: the defaults' Fig. 1 and Fig. 3 runs
+# (128 px, 300 steps); Fig. 2 at 128 px instead of 256. About 7 min here.
 # At 64 px the deep-layer and Fig. 3 style trends drown in the optimiser's noise (measured: 5 of 5 Fig. 3 rows
 # not monotone), because the content term weighs (size / 512)^2 as much as in the paper's runs.
 SMALL = ["all", "--size", "128", "--steps", "300"]
