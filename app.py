@@ -110,10 +110,18 @@ def preset_label(name: str) -> str:
 
 
 FIRST = ("preview", "recommended", "paper", "paper-1e-4", "quality")
-PRESET_CHOICES = [(preset_label(n), n) for n in (*[n for n in FIRST if n in PRESETS],
-                                                  *[n for n in PRESETS if n not in FIRST and not n.startswith("fig3-")])]
-PRESET_CHOICES += [(preset_label(fig3_preset_name(letter, r)), fig3_preset_name(letter, r))
-                   for letter in FIG3_LAYER_SETS for r in FIG3_RATIOS]
+PRESET_CHOICES = [
+    (preset_label(n), n)
+    for n in (
+        *[n for n in FIRST if n in PRESETS],
+        *[n for n in PRESETS if n not in FIRST and not n.startswith("fig3-")],
+    )
+]
+PRESET_CHOICES += [
+    (preset_label(fig3_preset_name(letter, r)), fig3_preset_name(letter, r))
+    for letter in FIG3_LAYER_SETS
+    for r in FIG3_RATIOS
+]
 
 
 def format_seconds(s: float) -> str:
@@ -141,8 +149,10 @@ def load_upload(path: str | None, name: str) -> Image.Image | None:
     except Exception:
         w = h = 0  # load_image below gives the precise message
     if w * h > MAX_UPLOAD_PIXELS:
-        raise gr.Error(f"The {name} is {w}×{h} px ({w * h / 1e6:.0f} MP); this app accepts up to "
-                       f"{MAX_UPLOAD_PIXELS / 1e6:.0f} MP. Downscale it first.")
+        raise gr.Error(
+            f"The {name} is {w}×{h} px ({w * h / 1e6:.0f} MP); this app accepts up to "
+            f"{MAX_UPLOAD_PIXELS / 1e6:.0f} MP. Downscale it first."
+        )
     try:
         img = gimg.load_image(path, max_side=MAX_UPLOAD_SIDE, name=name)
         if max(img.size) > MAX_UPLOAD_SIDE:
@@ -193,7 +203,7 @@ def in_worker(run: Run, job: Callable[[Callable[[str, Any], bool]], Any]) -> Ite
             try:
                 result = None if run.stop.is_set() else job(emit)
                 events.put(("done", result))
-            except BaseException as e:  # noqa: BLE001 - handed to the generator, which reports it
+            except BaseException as e:
                 events.put(("error", e))
 
     threading.Thread(target=target, name="gatys-run", daemon=True).start()
@@ -275,8 +285,10 @@ def preset_info(preset: str, size: float, steps: float, scales: float) -> str:
     eta = expected_seconds(schedule(opts))
     machine = "this CPU" if st is None or st.device.type == "cpu" else f"this {st.device.type.upper()}"
     scales_note = f", {opts.num_scales} scales" if opts.num_scales > 1 else ""
-    return (f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: about "
-            f"{format_seconds(eta)}** ({opts.size} px, {opts.steps} steps{scales_note}).")
+    return (
+        f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: about "
+        f"{format_seconds(eta)}** ({opts.size} px, {opts.steps} steps{scales_note})."
+    )
 
 
 def stylize(
@@ -380,9 +392,11 @@ def stylize(
                 learn_speed(out.losses)
                 final = gimg.save_image(out.image, run_dir / f"{name}.png")
                 fl = out.final_losses
-                status = (f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
-                          f"{fl['loss']:.4g} (content {fl['content']:.3g}, style {fl['style']:.3g}) · settings "
-                          f"`{opts.name}` · {out.weights} on {out.device}")
+                status = (
+                    f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
+                    f"{fl['loss']:.4g} (content {fl['content']:.3g}, style {fl['style']:.3g}) · settings "
+                    f"`{opts.name}` · {out.weights} on {out.device}"
+                )
                 yield gr.Gallery(value=list(items), selected_index=len(items) - 1), status, str(final)
                 return
             new_snapshot = False
@@ -394,8 +408,11 @@ def stylize(
                 if info.step >= 5:  # this run's own pace, which counts whatever else the machine is doing
                     done_work = total_work - sum(px * n for px, n in remaining)
                     left *= info.elapsed / done_work / SECONDS_PER_PIXEL_STEP
-                progress((info.step, info.total), desc=f"loss {info.loss:.3g} · about {format_seconds(left)} left",
-                         unit="steps")
+                progress(
+                    (info.step, info.total),
+                    desc=f"loss {info.loss:.3g} · about {format_seconds(left)} left",
+                    unit="steps",
+                )
                 if snap is not None:
                     path = gimg.save_image(snap, run_dir / f"step{info.step:05d}.png")
                     size_note = f" · {info.size[0]}×{info.size[1]}" if opts.num_scales > 1 else ""
@@ -444,8 +461,10 @@ def stop(request: gr.Request | None, tab: str) -> str:
     if run is None:
         return "Nothing is running."
     run.stop.set()
-    return (f"**Stopped** at step {run.step} of {run.total}. The gallery keeps the snapshots so far; "
-            "click Stylize to start again.")
+    return (
+        f"**Stopped** at step {run.step} of {run.total}. The gallery keeps the snapshots so far; "
+        "click Stylize to start again."
+    )
 
 
 def stop_session(request: gr.Request) -> None:
@@ -462,8 +481,10 @@ def stop_session(request: gr.Request) -> None:
 
 def fig1_info(size: float, steps: float) -> str:
     eta = expected_seconds([(round(int(size) ** 2 * 0.75), int(steps) * 10)])
-    return (f"Ten reconstructions from white noise (five content, five style), {int(steps)} steps each at "
-            f"{int(size)} px: **about {format_seconds(eta)}** here.")
+    return (
+        f"Ten reconstructions from white noise (five content, five style), {int(steps)} steps each at "
+        f"{int(size)} px: **about {format_seconds(eta)}** here."
+    )
 
 
 def reconstruct(
@@ -507,8 +528,9 @@ def reconstruct(
     def job(emit: Callable[[str, Any], bool]) -> None:
         # Interleaved, so the two galleries fill row by row: content conv1_1, style {conv1_1}, content conv2_1 ...
         for i, (layer, layers) in enumerate(zip(FIG1_CONTENT_LAYERS, FIG1_STYLE_SETS)):
-            for j, (kind, fn, arg) in enumerate((("content", st.reconstruct_content, layer),
-                                                 ("style", st.reconstruct_style, layers))):
+            for j, (kind, fn, arg) in enumerate(
+                (("content", st.reconstruct_content, layer), ("style", st.reconstruct_style, layers))
+            ):
                 done = (2 * i + j) * steps
                 cb = lambda info, done=done: emit("step", (done + info.step, info.loss))  # noqa: E731
                 img = content_img if kind == "content" else style_img
@@ -528,8 +550,10 @@ def reconstruct(
             if run.stop.is_set():  # Stop was clicked: its handler has the last word on the page
                 return
             if kind == "done":
-                status = (f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer keeps it; "
-                          "right, the painting's style from ever more layers.")
+                status = (
+                    f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer keeps it; "
+                    "right, the painting's style from ever more layers."
+                )
                 yield contents, styles, status
                 return
             if kind == "step":
@@ -543,8 +567,11 @@ def reconstruct(
                 label = arg if which == "content" else arg[0] if len(arg) == 1 else f"+ {arg[-1]}"
                 path = gimg.save_image(out.image, run_dir / f"{which}-{len(contents) + len(styles)}.png")
                 (contents if which == "content" else styles).append((str(path), label))
-                yield (list(contents) if which == "content" else gr.skip(),
-                       list(styles) if which == "style" else gr.skip(), gr.skip())
+                yield (
+                    list(contents) if which == "content" else gr.skip(),
+                    list(styles) if which == "style" else gr.skip(),
+                    gr.skip(),
+                )
                 last_yield = time.monotonic()
                 continue
             if time.monotonic() - last_yield >= 0.5:  # Gradio can only close (cancel) us between two yields
@@ -585,8 +612,11 @@ def example_rows() -> list[list[str]]:
     folder = next((d for d in EXAMPLE_DIRS if (d / "tubingen.jpg").is_file()), None)
     if folder is None:
         return []
-    return [[str(folder / "tubingen.jpg"), str(folder / s)] for s in ("starry_night.jpg", "shipwreck.jpg")
-            if (folder / s).is_file()]
+    return [
+        [str(folder / "tubingen.jpg"), str(folder / s)]
+        for s in ("starry_night.jpg", "shipwreck.jpg")
+        if (folder / s).is_file()
+    ]
 
 
 CSS = """
@@ -616,29 +646,50 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     with gr.Row():
                         style_2_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 2 weight")
                         style_3_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 3 weight")
-                preset = gr.Dropdown(PRESET_CHOICES, value=DEFAULT_PRESET, label="Preset (the paper's settings by figure)",
-                                     elem_id="preset")
+                preset = gr.Dropdown(
+                    PRESET_CHOICES,
+                    value=DEFAULT_PRESET,
+                    label="Preset (the paper's settings by figure)",
+                    elem_id="preset",
+                )
                 settings0 = preset_settings(DEFAULT_PRESET)
                 info = gr.Markdown(settings0[-1], elem_id="preset-info")
                 with gr.Row():
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="run")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Accordion("Advanced (filled in by the preset)", open=False):
-                    alpha_beta = gr.Slider(-6, 0, value=settings0[0], step=0.25,
-                                           label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
-                                           elem_id="alpha-beta")
+                    alpha_beta = gr.Slider(
+                        -6,
+                        0,
+                        value=settings0[0],
+                        step=0.25,
+                        label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
+                        elem_id="alpha-beta",
+                    )
                     with gr.Row():
-                        steps = gr.Slider(1, 2000, value=settings0[1], step=1, label="Steps (at the finest scale)",
-                                          elem_id="steps")
-                        size = gr.Slider(64, MAX_SIZE, value=settings0[2], step=32, label="Output size (longest side, px)",
-                                         elem_id="size")
+                        steps = gr.Slider(
+                            1, 2000, value=settings0[1], step=1, label="Steps (at the finest scale)", elem_id="steps"
+                        )
+                        size = gr.Slider(
+                            64,
+                            MAX_SIZE,
+                            value=settings0[2],
+                            step=32,
+                            label="Output size (longest side, px)",
+                            elem_id="size",
+                        )
                     with gr.Row():
                         scales = gr.Slider(1, 4, value=settings0[3], step=1, label="Scales (coarse to fine)")
-                        snapshot_every = gr.Slider(0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)",
-                                                   elem_id="snapshot-every")
+                        snapshot_every = gr.Slider(
+                            0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)", elem_id="snapshot-every"
+                        )
                     style_layers = gr.CheckboxGroup(list(PAPER_STYLE_LAYERS), value=settings0[4], label="Style layers")
-                    init = gr.Radio([("White noise (the paper)", "noise"), ("Content image", "content"),
-                                     ("Style image", "style")], value=settings0[5], label="Start from", elem_id="init")
+                    init = gr.Radio(
+                        [("White noise (the paper)", "noise"), ("Content image", "content"), ("Style image", "style")],
+                        value=settings0[5],
+                        label="Start from",
+                        elem_id="init",
+                    )
                     with gr.Row():
                         style_scale = gr.Slider(0.25, 4, value=settings0[7], step=0.05, label="Style scale")
                         tv_weight = gr.Number(settings0[8], minimum=0, label="TV weight (smoothness; not in the paper)")
@@ -646,10 +697,20 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                         seed = gr.Number(0, precision=0, label="Seed (empty: random)")
                         preserve_colors = gr.Checkbox(settings0[6], label="Preserve the photo's colours")
             with gr.Column(scale=1):
-                gallery = gr.Gallery(label="Snapshots (newest selected)", columns=4, height=560, preview=True,
-                                     object_fit="contain", elem_id="stylize-gallery", interactive=False)
-                status = gr.Markdown("Upload two images (or pick an example below) and click **Stylize**.",
-                                     elem_id="status", min_height=80)
+                gallery = gr.Gallery(
+                    label="Snapshots (newest selected)",
+                    columns=4,
+                    height=560,
+                    preview=True,
+                    object_fit="contain",
+                    elem_id="stylize-gallery",
+                    interactive=False,
+                )
+                status = gr.Markdown(
+                    "Upload two images (or pick an example below) and click **Stylize**.",
+                    elem_id="status",
+                    min_height=80,
+                )
                 result = gr.File(label="Final image (PNG)", elem_id="result", interactive=False, height=110)
         rows = example_rows()
         labels = ["Tübingen × The Starry Night", "Tübingen × The Shipwreck of the Minotaur"][: len(rows)]
@@ -668,19 +729,33 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
             fig1_style = image_input("Style image", height=220, elem_id="fig1-style-in")
             with gr.Column():
                 fig1_size = gr.Slider(64, 512, value=128, step=32, label="Size (px)", elem_id="fig1-size")
-                fig1_steps = gr.Slider(1, 500, value=100, step=1, label="Steps per reconstruction",
-                                       elem_id="fig1-steps")
-                fig1_optimizer = gr.Radio([("Content: Adam, style: L-BFGS", "auto"), ("L-BFGS", "lbfgs"),
-                                           ("Adam", "adam")], value="auto", label="Optimiser")
+                fig1_steps = gr.Slider(
+                    1, 500, value=100, step=1, label="Steps per reconstruction", elem_id="fig1-steps"
+                )
+                fig1_optimizer = gr.Radio(
+                    [("Content: Adam, style: L-BFGS", "auto"), ("L-BFGS", "lbfgs"), ("Adam", "adam")],
+                    value="auto",
+                    label="Optimiser",
+                )
                 fig1_eta = gr.Markdown(fig1_info(128, 100))
                 with gr.Row():
                     fig1_btn = gr.Button("Reconstruct", variant="primary", elem_id="fig1-run")
                     fig1_stop = gr.Button("Stop", variant="stop", elem_id="fig1-stop")
         with gr.Row():
-            fig1_content_out = gr.Gallery(label="Content reconstructions, from conv1_1 … conv5_1 alone", columns=5,
-                                          height=300, elem_id="fig1-content", interactive=False)
-            fig1_style_out = gr.Gallery(label="Style reconstructions, from conv1_1, + conv2_1, … + conv5_1",
-                                        columns=5, height=300, elem_id="fig1-style", interactive=False)
+            fig1_content_out = gr.Gallery(
+                label="Content reconstructions, from conv1_1 … conv5_1 alone",
+                columns=5,
+                height=300,
+                elem_id="fig1-content",
+                interactive=False,
+            )
+            fig1_style_out = gr.Gallery(
+                label="Style reconstructions, from conv1_1, + conv2_1, … + conv5_1",
+                columns=5,
+                height=300,
+                elem_id="fig1-style",
+                interactive=False,
+            )
         fig1_status = gr.Markdown("", elem_id="fig1-status", min_height=80)
         if rows:
             gr.Examples(rows, inputs=[fig1_content, fig1_style], cache_examples=False, example_labels=labels)
@@ -691,18 +766,39 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         field.change(preset_info, [preset, size, steps, scales], info, api_visibility="private", queue=False)
     run_event = run_btn.click(
         stylize,
-        [content, style, style_weight, style_2, style_2_weight, style_3, style_3_weight, preset, *advanced[:6],
-         seed, preserve_colors, style_scale, tv_weight, snapshot_every],
+        [
+            content,
+            style,
+            style_weight,
+            style_2,
+            style_2_weight,
+            style_3,
+            style_3_weight,
+            preset,
+            *advanced[:6],
+            seed,
+            preserve_colors,
+            style_scale,
+            tv_weight,
+            snapshot_every,
+        ],
         [gallery, status, result],
-        api_name="stylize", concurrency_limit=1, concurrency_id="optimiser", show_progress_on=[status],
+        api_name="stylize",
+        concurrency_limit=1,
+        concurrency_id="optimiser",
+        show_progress_on=[status],
     )
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
     for field in (fig1_size, fig1_steps):
         field.change(fig1_info, [fig1_size, fig1_steps], fig1_eta, api_visibility="private", queue=False)
     fig1_event = fig1_btn.click(
-        reconstruct, [fig1_content, fig1_style, fig1_size, fig1_steps, fig1_optimizer],
+        reconstruct,
+        [fig1_content, fig1_style, fig1_size, fig1_steps, fig1_optimizer],
         [fig1_content_out, fig1_style_out, fig1_status],
-        api_name="reconstruct", concurrency_limit=1, concurrency_id="optimiser", show_progress_on=[fig1_status],
+        api_name="reconstruct",
+        concurrency_limit=1,
+        concurrency_id="optimiser",
+        show_progress_on=[fig1_status],
     )
     fig1_stop.click(stop_reconstruct, None, fig1_status, cancels=[fig1_event], api_name="stop_reconstruct", queue=False)
     demo.unload(stop_session)

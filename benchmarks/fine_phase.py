@@ -39,8 +39,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.speed import load_images  # noqa: E402
 
 LOGGED = (10, 25, 50, 100, 150, 200)
-DEFAULT_VARIANTS = ("photo", "coarse-x1", "coarse-x64", "photo-history100", "photo-pyramid4-r1",
-                    "photo-pyramid4-r0.5")
+DEFAULT_VARIANTS = ("photo", "coarse-x1", "coarse-x64", "photo-history100", "photo-pyramid4-r1", "photo-pyramid4-r0.5")
 
 
 class _Done(Exception):
@@ -64,8 +63,9 @@ class FinePhase:
         scale = self.final_pixels / (c.shape[2] * c.shape[3]) * content_mult  # gatys' rule, times K
         return c, self.st._targets(self.opts, c, [s], [1.0], "stylize", scale)
 
-    def lbfgs(self, params: list[torch.Tensor], make_x: Any, t: Any, steps: int, stop: float | None = None,
-              history: int = 20) -> dict[str, Any]:
+    def lbfgs(
+        self, params: list[torch.Tensor], make_x: Any, t: Any, steps: int, stop: float | None = None, history: int = 20
+    ) -> dict[str, Any]:
         """``stylize``'s L-BFGS; returns the loss after each step and the step that reached ``stop``."""
         from gatys.transfer import lbfgs
 
@@ -120,11 +120,11 @@ class FinePhase:
         coarse_seconds, history, params = 0.0, 20, None
         x0 = self.final.clone()
         if variant.startswith("coarse-x"):
-            x0, coarse_seconds = self.coarse_start(float(variant[len("coarse-x"):]), coarse_steps)
+            x0, coarse_seconds = self.coarse_start(float(variant[len("coarse-x") :]), coarse_steps)
         elif variant == "photo-history100":
             history = 100
         elif variant.startswith("photo-pyramid"):
-            levels, r = variant[len("photo-pyramid"):].split("-r")
+            levels, r = variant[len("photo-pyramid") :].split("-r")
             params, make_x = self._pyramid(x0, int(levels), float(r))
         elif variant != "photo":
             raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(DEFAULT_VARIANTS)}")
@@ -135,15 +135,23 @@ class FinePhase:
             _, parts = self.st._losses(x0, t, contextlib.nullcontext)
         total, lc, ls, _ = parts.tolist()
         rec = self.lbfgs(params, make_x, t, cap, stop=target, history=history)
-        return {"variant": variant, "start": (total, t.alpha * lc, ls), "coarse_seconds": coarse_seconds,
-                "losses": rec["losses"], "reached": rec["reached"], "fine_seconds": rec["seconds"],
-                "image": rec["x"]}
+        return {
+            "variant": variant,
+            "start": (total, t.alpha * lc, ls),
+            "coarse_seconds": coarse_seconds,
+            "losses": rec["losses"],
+            "reached": rec["reached"],
+            "fine_seconds": rec["seconds"],
+            "image": rec["x"],
+        }
 
     def _pyramid(self, x0: torch.Tensor, levels: int, r: float) -> tuple[list[torch.Tensor], Any]:
         h, w = x0.shape[2:]
         zs = [x0.detach().clone().requires_grad_(True)]
-        zs += [torch.zeros(1, 3, max(8, round(h / 2**k)), max(8, round(w / 2**k)), device=x0.device,
-                           requires_grad=True) for k in range(1, levels)]
+        zs += [
+            torch.zeros(1, 3, max(8, round(h / 2**k)), max(8, round(w / 2**k)), device=x0.device, requires_grad=True)
+            for k in range(1, levels)
+        ]
 
         def make_x() -> torch.Tensor:
             x = zs[0]
@@ -156,8 +164,12 @@ class FinePhase:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.fine_phase", description=__doc__.split("\n\n")[0])
-    p.add_argument("--target", type=float, required=True,
-                   help="total loss to reach (the quality section's target, from python -m benchmarks.speed)")
+    p.add_argument(
+        "--target",
+        type=float,
+        required=True,
+        help="total loss to reach (the quality section's target, from python -m benchmarks.speed)",
+    )
     p.add_argument("--size", type=int, default=512, help="final size [512]")
     p.add_argument("--cap", type=int, default=250, help="most full-resolution steps per variant [250]")
     p.add_argument("--coarse-steps", type=int, default=100, help="L-BFGS steps per coarse scale [100]")

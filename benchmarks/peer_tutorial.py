@@ -20,6 +20,7 @@ Used only by ``benchmarks.speed``; nothing here is part of the library.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gatys.vgg import VGGFeatures, conv_layer_names
-
+from gatys.vgg import VGGFeatures, conv_layer_names, layer_names
 
 # --- the tutorial's modules, as published ----------------------------------------------------------------
 
@@ -84,13 +84,14 @@ class Normalization(nn.Module):
 def features_sequential(net: VGGFeatures, pooling: str = "avg") -> nn.Sequential:
     """gatys' network as torchvision's ``vgg.features``: Conv2d, ReLU(inplace=True), …, pool after each block."""
     layers: list[nn.Module] = []
-    for b, block in enumerate(net.config.channels):
-        for i in range(len(block)):
-            src = net._modules[f"conv{b + 1}_{i + 1}"]
-            conv = nn.Conv2d(src.in_channels, src.out_channels, 3, padding=1)
-            conv.load_state_dict(src.state_dict())
-            layers += [conv, nn.ReLU(inplace=True)]
-        layers.append(nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2))
+    for name in layer_names(net.config.architecture):
+        if name.startswith("pool"):
+            layers.append(nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2))
+            continue
+        src = net._modules[name]
+        conv = nn.Conv2d(src.in_channels, src.out_channels, 3, padding=1)
+        conv.load_state_dict(src.state_dict())
+        layers += [conv, nn.ReLU(inplace=True)]
     return nn.Sequential(*layers).eval()
 
 
@@ -107,8 +108,17 @@ def tutorial_name(net: VGGFeatures, layer: str) -> str:
 # --- the tutorial's model builder and loop ----------------------------------------------------------------
 
 
-def get_style_model_and_losses(cnn, normalization_mean, normalization_std, style_img, content_img,
-                               content_layers, style_layers, bgr=False, input_range=1.0):
+def get_style_model_and_losses(
+    cnn,
+    normalization_mean,
+    normalization_std,
+    style_img,
+    content_img,
+    content_layers,
+    style_layers,
+    bgr=False,
+    input_range=1.0,
+):
     normalization = Normalization(normalization_mean, normalization_std, bgr, input_range)
     content_losses = []
     style_losses = []
@@ -117,43 +127,63 @@ def get_style_model_and_losses(cnn, normalization_mean, normalization_std, style
     for layer in cnn.children():
         if isinstance(layer, nn.Conv2d):
             i += 1
-            name = "conv_{}".format(i)
+            name = f"conv_{i}"
         elif isinstance(layer, nn.ReLU):
-            name = "relu_{}".format(i)
+            name = f"relu_{i}"
             # The in-place version doesn't play very nicely with the ContentLoss and StyleLoss we insert below.
             layer = nn.ReLU(inplace=False)
         elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-            name = "pool_{}".format(i)
+            name = f"pool_{i}"
         elif isinstance(layer, nn.BatchNorm2d):
-            name = "bn_{}".format(i)
+            name = f"bn_{i}"
         else:
-            raise RuntimeError("Unrecognized layer: {}".format(layer.__class__.__name__))
+            raise RuntimeError(f"Unrecognized layer: {layer.__class__.__name__}")
         model.add_module(name, layer)
         if name in content_layers:
             target = model(content_img).detach()
             content_loss = ContentLoss(target)
-            model.add_module("content_loss_{}".format(i), content_loss)
+            model.add_module(f"content_loss_{i}", content_loss)
             content_losses.append(content_loss)
         if name in style_layers:
             target_feature = model(style_img).detach()
             style_loss = StyleLoss(target_feature)
-            model.add_module("style_loss_{}".format(i), style_loss)
+            model.add_module(f"style_loss_{i}", style_loss)
             style_losses.append(style_loss)
     # now we trim off the layers after the last content and style losses
     for i in range(len(model) - 1, -1, -1):
-        if isinstance(model[i], ContentLoss) or isinstance(model[i], StyleLoss):
+        if isinstance(model[i], (ContentLoss, StyleLoss)):
             break
     model = model[: (i + 1)]
     return model, style_losses, content_losses
 
 
-def run_style_transfer(cnn, normalization_mean, normalization_std, content_img, style_img, input_img,
-                       content_layers, style_layers, num_steps=300, style_weight=1000000, content_weight=1,
-                       bgr=False, input_range=1.0, on_eval: Callable[[int, float], None] | None = None):
+def run_style_transfer(
+    cnn,
+    normalization_mean,
+    normalization_std,
+    content_img,
+    style_img,
+    input_img,
+    content_layers,
+    style_layers,
+    num_steps=300,
+    style_weight=1000000,
+    content_weight=1,
+    bgr=False,
+    input_range=1.0,
+    on_eval: Callable[[int, float], None] | None = None,
+):
     """The tutorial's loop; ``on_eval(n, loss)`` is called after every closure (one forward + backward)."""
     model, style_losses, content_losses = get_style_model_and_losses(
-        cnn, normalization_mean, normalization_std, style_img, content_img, content_layers, style_layers,
-        bgr=bgr, input_range=input_range,
+        cnn,
+        normalization_mean,
+        normalization_std,
+        style_img,
+        content_img,
+        content_layers,
+        style_layers,
+        bgr=bgr,
+        input_range=input_range,
     )
     # We want to optimize the input and not the model parameters so we update all the requires_grad fields
     input_img.requires_grad_(True)
@@ -195,9 +225,17 @@ class _Enough(Exception):
     pass
 
 
-def time_steps(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, content_layers: Sequence[str],
-               style_layers: Sequence[str], steps: int, pooling: str = "avg", seed: int = 0,
-               clock: Callable[[], float] = time.perf_counter) -> list[float]:
+def time_steps(
+    net: VGGFeatures,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    steps: int,
+    pooling: str = "avg",
+    seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Seconds of each of the first ``steps`` closure evaluations (steps) of the tutorial's loop.
 
     ``content`` and ``style`` are RGB images in [0, 1] of the same size, on the device the run should use.
@@ -217,12 +255,19 @@ def time_steps(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, con
         if n >= steps:
             raise _Enough
 
-    try:
+    with contextlib.suppress(_Enough):
         run_style_transfer(
-            cnn, torch.tensor(cfg.mean, device=device), torch.tensor(cfg.std, device=device), content, style,
-            input_img, [tutorial_name(net, n) for n in content_layers], [tutorial_name(net, n) for n in style_layers],
-            num_steps=steps, bgr=cfg.color_order == "BGR", input_range=cfg.input_range, on_eval=on_eval,
+            cnn,
+            torch.tensor(cfg.mean, device=device),
+            torch.tensor(cfg.std, device=device),
+            content,
+            style,
+            input_img,
+            [tutorial_name(net, n) for n in content_layers],
+            [tutorial_name(net, n) for n in style_layers],
+            num_steps=steps,
+            bgr=cfg.color_order == "BGR",
+            input_range=cfg.input_range,
+            on_eval=on_eval,
         )
-    except _Enough:
-        pass
     return [b - a for a, b in zip(stamps, stamps[1:])]

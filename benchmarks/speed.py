@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gatys.weights import pick_device
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
 DEFAULT_STEPS = {256: 10, 512: 5, 1024: 2}  # 10 at 256 px: fewer steps left a ±10 % spread (measured)
@@ -52,14 +54,6 @@ SECTIONS = ("steps", "rss", "bf16", "quality")
 
 
 # --- setup shared by the parent and the child processes -------------------------------------------------
-
-
-def pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    from accelerate import PartialState
-
-    return PartialState().device
 
 
 def sync(device: torch.device) -> None:
@@ -86,8 +80,11 @@ def load_images(content: str | None, style: str | None) -> tuple[Image.Image, Im
     s_path = Path(style) if style else SHARED_IMAGES / "starry_night.jpg"
     if c_path.is_file() and s_path.is_file():
         return im.load_image(c_path), im.load_image(s_path), f"{c_path.name} / {s_path.name}"
-    return (synthetic_image(1024, 768, 1), synthetic_image(1024, 640, 2),
-            f"synthetic images ({c_path} or {s_path} not found)")
+    return (
+        synthetic_image(1024, 768, 1),
+        synthetic_image(1024, 640, 2),
+        f"synthetic images ({c_path} or {s_path} not found)",
+    )
 
 
 def precision_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -128,8 +125,9 @@ class Bench:
     (``time.thread_time``, one thread only), which other processes on a busy machine barely disturb.
     """
 
-    def __init__(self, device: str | None, weights: str | None, content: str | None, style: str | None,
-                 clock: str = "wall"):
+    def __init__(
+        self, device: str | None, weights: str | None, content: str | None, style: str | None, clock: str = "wall"
+    ):
         from gatys import StyleTransfer
         from gatys.presets import get_preset
 
@@ -165,8 +163,10 @@ class Bench:
         for name in order:
             if name.startswith("conv"):
                 conv = net._modules[name]
-                params[name] = (conv.weight.detach().to(self.device, dtype).contiguous(memory_format=memory_format),
-                                conv.bias.detach().to(self.device, dtype))
+                params[name] = (
+                    conv.weight.detach().to(self.device, dtype).contiguous(memory_format=memory_format),
+                    conv.bias.detach().to(self.device, dtype),
+                )
         scale, shift = net._scale.to(self.device), net._shift.to(self.device)
         bgr = net.config.color_order == "BGR"
         avg = self.preset.pooling == "avg"
@@ -211,8 +211,15 @@ class Bench:
         # little: the callback receives the current image).
         callback = (lambda info: stamps.append(self.clock())) if self.clock is not time.perf_counter else None
         with precision_context(precision, self.device):
-            out = self.st.stylize(self.content, self.style, preset=self.preset, size=size, steps=steps + 2,
-                                  precision=lib_precision(precision), callback=callback)
+            out = self.st.stylize(
+                self.content,
+                self.style,
+                preset=self.preset,
+                size=size,
+                steps=steps + 2,
+                precision=lib_precision(precision),
+                callback=callback,
+            )
         elapsed = stamps or [info.elapsed for info in out.losses]
         return [b - a for a, b in zip(elapsed, elapsed[1:])][1:]
 
@@ -221,8 +228,16 @@ class Bench:
 
         content, style = self.tensors(size)
         with precision_context(precision, self.device):
-            times = time_steps(self.st.model, content, style, self.preset.content_layers, self.preset.style_layers,
-                               steps + 2, pooling=self.preset.pooling, clock=self.clock)
+            times = time_steps(
+                self.st.model,
+                content,
+                style,
+                self.preset.content_layers,
+                self.preset.style_layers,
+                steps + 2,
+                pooling=self.preset.pooling,
+                clock=self.clock,
+            )
         return times[2:]  # as for gatys: the first holds the setup, the second warms up
 
 
@@ -241,8 +256,7 @@ def child_steps(spec: dict[str, Any]) -> dict[str, Any]:
     items: list[tuple[str, Callable[[], list[float]]]] = []
     for prec in spec["precisions"]:
         for fmt_name, fmt in (("channels_last", torch.channels_last), ("contiguous", torch.contiguous_format)):
-            items.append((f"ref/{prec}/{fmt_name}",
-                          lambda p=prec, f=fmt: bench.time_reference(size, p, f, steps)))
+            items.append((f"ref/{prec}/{fmt_name}", lambda p=prec, f=fmt: bench.time_reference(size, p, f, steps)))
         items.append((f"gatys/{prec}", lambda p=prec: bench.time_gatys(size, p, steps)))
         if prec in ("fp32", "tf32") and not spec.get("no_peer"):
             items.append((f"peer/{prec}", lambda p=prec: bench.time_peer(size, steps, p)))
@@ -278,8 +292,13 @@ def child_rss(spec: dict[str, Any]) -> dict[str, Any]:
     if bench.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(bench.device)
     times = bench.time_peer(size, steps) if spec["impl"] == "peer" else bench.time_gatys(size, prec, steps)
-    out = {"impl": spec["impl"], "size": size, "precision": prec, "step_s": median(times),
-           "peak_rss_mib": peak_rss_mib()}
+    out = {
+        "impl": spec["impl"],
+        "size": size,
+        "precision": prec,
+        "step_s": median(times),
+        "peak_rss_mib": peak_rss_mib(),
+    }
     if bench.device.type == "cuda":
         out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(bench.device) / 2**20
     return out
@@ -290,8 +309,8 @@ def run_child(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[s
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed ({proc.returncode}): {spec}")
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    line = [row for row in proc.stdout.splitlines() if row.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
 
 
 # --- sections ---------------------------------------------------------------------------------------------
@@ -308,8 +327,15 @@ def section_steps(args: argparse.Namespace, base: dict[str, Any], results: dict[
         big = size >= 1024
         # 1024 px (--big) is about memory: fp32 only, fewer rounds, the peer only with --big-peer.
         precisions = [p for p in args.precision if p != "bf16"] if big else args.precision
-        spec = {**base, "kind": "steps", "size": size, "steps": steps, "precisions": precisions,
-                "rounds": min(args.rounds, 2) if big else args.rounds, "no_peer": big and not args.big_peer}
+        spec = {
+            **base,
+            "kind": "steps",
+            "size": size,
+            "steps": steps,
+            "precisions": precisions,
+            "rounds": min(args.rounds, 2) if big else args.rounds,
+            "no_peer": big and not args.big_peer,
+        }
         print(f"[steps] {size} px: {spec['rounds']} rounds x {steps} steps per item", file=sys.stderr, flush=True)
         step_results[size] = run_child(spec)
         results["steps"] = step_results
@@ -324,8 +350,9 @@ def section_steps(args: argparse.Namespace, base: dict[str, Any], results: dict[
                 if impl == "peer" and size >= 1024 and not args.big_peer:
                     continue
                 print(f"[rss] {impl} {prec} {size} px", file=sys.stderr, flush=True)
-                rss[f"{impl}/{prec}/{size}"] = run_child({**base, "kind": "rss", "impl": impl, "size": size,
-                                                          "precision": prec, "steps": 2})
+                rss[f"{impl}/{prec}/{size}"] = run_child(
+                    {**base, "kind": "rss", "impl": impl, "size": size, "precision": prec, "steps": 2}
+                )
                 results["rss"] = rss
                 args.save()
 
@@ -347,8 +374,7 @@ def section_steps(args: argparse.Namespace, base: dict[str, Any], results: dict[
             lines.append(
                 f"| {size} | {w}×{h} | {prec} | {ref:.3f} ({best}) | {g:.3f} | {g / ref:.2f}× "
                 f"| {fmt_s(peer)} | {(peer / g if peer else float('nan')):.2f}× "
-                f"| {mem_g} | {mem_p} |"
-                .replace("nan×", "—")
+                f"| {mem_g} | {mem_p} |".replace("nan×", "—")
             )
     lines.append("")
     lines.append("Per-round medians (s/step), to show the noise:")
@@ -393,11 +419,15 @@ def section_bf16(args: argparse.Namespace, bench: Bench, results: dict[str, Any]
     renders = {}
     for prec in ("fp32", "bf16"):
         print(f"[bf16] {size} px render, {steps} steps, {prec}", file=sys.stderr, flush=True)
-        out = bench.st.stylize(bench.content, bench.style, preset=bench.preset, size=size, steps=steps,
-                               precision=prec, seed=0)
+        out = bench.st.stylize(
+            bench.content, bench.style, preset=bench.preset, size=size, steps=steps, precision=prec, seed=0
+        )
         out.image.save(out_dir / f"render_{size}_{prec}.png")
-        renders[prec] = {"seconds": out.seconds, "own_final": out.final_losses,
-                         "fp32_eval": fp32_losses(bench, out.image, size)}
+        renders[prec] = {
+            "seconds": out.seconds,
+            "own_final": out.final_losses,
+            "fp32_eval": fp32_losses(bench, out.image, size),
+        }
     a, b = renders["fp32"]["fp32_eval"], renders["bf16"]["fp32_eval"]
     rel = {k: abs(b[k] - a[k]) / abs(a[k]) for k in ("content", "style")}
     results["bf16_render"] = {"size": size, "steps": steps, "renders": renders, "relative_difference": rel}
@@ -414,9 +444,11 @@ def section_bf16(args: argparse.Namespace, bench: Bench, results: dict[str, Any]
         "| precision | wall s | content (fp32 eval) | style (fp32 eval) | total (fp32 eval) "
         "| content (run's own) | style (run's own) |",
         "|---|---|---|---|---|---|---|",
-        *(f"| {p} | {r['seconds']:.1f} | {r['fp32_eval']['content']:.4g} | {r['fp32_eval']['style']:.4g} "
-          f"| {r['fp32_eval']['loss']:.4g} | {r['own_final']['content']:.4g} | {r['own_final']['style']:.4g} |"
-          for p, r in renders.items()),
+        *(
+            f"| {p} | {r['seconds']:.1f} | {r['fp32_eval']['content']:.4g} | {r['fp32_eval']['style']:.4g} "
+            f"| {r['fp32_eval']['loss']:.4g} | {r['own_final']['content']:.4g} | {r['own_final']['style']:.4g} |"
+            for p, r in renders.items()
+        ),
         "",
         f"bf16 vs fp32: content {100 * rel['content']:.1f} %, style {100 * rel['style']:.1f} % apart "
         f"(images side by side, fp32 left: {out_dir / f'bf16_vs_fp32_{size}.png'})",
@@ -456,11 +488,23 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     single_opts = bench.preset.with_overrides(size=size, steps=n)
     print(f"[quality] single scale: {size} px, {n} steps, {prec}", file=sys.stderr, flush=True)
     # Both runs get the same callback, so both pay for the live image it receives.
-    single = bench.st.stylize(bench.content, bench.style, preset=single_opts, precision=prec, seed=0,
-                              callback=lambda info: True, progress=args.progress)
+    single = bench.st.stylize(
+        bench.content,
+        bench.style,
+        preset=single_opts,
+        precision=prec,
+        seed=0,
+        callback=lambda info: True,
+        progress=args.progress,
+    )
     target = single.losses[-1].loss
-    results["quality_single"] = {"size": size, "steps": n, "precision": prec, "target_loss": target,
-                                 "history": [[i.elapsed, i.loss] for i in single.losses]}
+    results["quality_single"] = {
+        "size": size,
+        "steps": n,
+        "precision": prec,
+        "target_loss": target,
+        "history": [[i.elapsed, i.loss] for i in single.losses],
+    }
     args.save()  # the long run is kept even if the multi-scale run is interrupted
 
     def stop_when_reached(info: Any, last_scale: int) -> bool:
@@ -475,11 +519,23 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
     runs = []
     for v in variants:
         kind = "multi-scale" if v.num_scales > 1 else "single scale"
-        print(f"[quality] {kind}: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
-              f"until loss <= {target:.4g}", file=sys.stderr, flush=True)
-        runs.append(bench.st.stylize(bench.content, bench.style, preset=v, precision=prec, seed=0,
-                                     callback=functools.partial(stop_when_reached, last_scale=v.num_scales - 1),
-                                     progress=args.progress))
+        print(
+            f"[quality] {kind}: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
+            f"until loss <= {target:.4g}",
+            file=sys.stderr,
+            flush=True,
+        )
+        runs.append(
+            bench.st.stylize(
+                bench.content,
+                bench.style,
+                preset=v,
+                precision=prec,
+                seed=0,
+                callback=functools.partial(stop_when_reached, last_scale=v.num_scales - 1),
+                progress=args.progress,
+            )
+        )
     # Per-step cost at each scale's size, interleaved in this process (as in the step table), for a time
     # that does not depend on how busy the machine was during each of the long runs.
     sizes = sorted({max(info.size) for out in runs for info in out.losses} | {size})
@@ -489,22 +545,45 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
             costs[s].append(median(bench.time_gatys(s, prec, DEFAULT_STEPS.get(s, 3))))
     step_cost = {s: median(v) for s, v in costs.items()}
     i_single = next(i for i, info in enumerate(single.losses) if info.loss <= target)
-    single_times = (single.losses[i_single].elapsed, steady_elapsed(single.losses)[i_single],
-                    steady_elapsed(single.losses, step_cost)[i_single])
+    single_times = (
+        single.losses[i_single].elapsed,
+        steady_elapsed(single.losses)[i_single],
+        steady_elapsed(single.losses, step_cost)[i_single],
+    )
     single.image.save(Path(args.out) / f"quality_single_{size}.png")
     rows = []
-    results["quality"] = {"size": size, "single_steps": n, "precision": prec, "target_loss": target,
-                          "step_cost": step_cost, "single_seconds": single_times,
-                          "single_history": [[i.elapsed, i.loss] for i in single.losses], "multi": []}
+    results["quality"] = {
+        "size": size,
+        "single_steps": n,
+        "precision": prec,
+        "target_loss": target,
+        "step_cost": step_cost,
+        "single_seconds": single_times,
+        "single_history": [[i.elapsed, i.loss] for i in single.losses],
+        "multi": [],
+    }
     for v, out in zip(variants, runs):
         last = v.num_scales - 1
         i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last and info.loss <= target), None)
-        times = (out.losses[i_multi].elapsed, steady_elapsed(out.losses)[i_multi],
-                 steady_elapsed(out.losses, step_cost)[i_multi]) if i_multi is not None else (None, None, None)
+        times = (
+            (
+                out.losses[i_multi].elapsed,
+                steady_elapsed(out.losses)[i_multi],
+                steady_elapsed(out.losses, step_cost)[i_multi],
+            )
+            if i_multi is not None
+            else (None, None, None)
+        )
         fine_steps = sum(1 for info in out.losses if info.scale == last)
-        results["quality"]["multi"].append({
-            "preset": v.to_dict(), "seconds": times, "fine_steps": fine_steps, "reached": i_multi is not None,
-            "history": [[i.elapsed, i.scale, i.loss] for i in out.losses]})
+        results["quality"]["multi"].append(
+            {
+                "preset": v.to_dict(),
+                "seconds": times,
+                "fine_steps": fine_steps,
+                "reached": i_multi is not None,
+                "history": [[i.elapsed, i.scale, i.loss] for i in out.losses],
+            }
+        )
         reached = f"{fine_steps}" if i_multi is not None else f"{fine_steps} (target not reached)"
         if v.num_scales > 1:
             out.image.save(Path(args.out) / f"quality_multi_{v.init}_{size}.png")
@@ -514,11 +593,16 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
             out.image.save(Path(args.out) / f"quality_single_{v.init}_{size}.png")
             label, short = f"single scale ({bench.preset.name} preset, init {v.init})", f"single ({v.init})"
             steps_cell = reached
-        rows.append(f"| {label} | {' → '.join(map(str, v.scale_sizes()))} | {steps_cell} "
-                    + "".join(f"| {t:.1f} " if t is not None else "| — " for t in times) + "|")
-        rows.append(f"| {short} / single (noise) | | | "
-                    + " | ".join(f"{m / s_:.2f}" if m is not None else "not reached"
-                                 for m, s_ in zip(times, single_times)) + " |")
+        rows.append(
+            f"| {label} | {' → '.join(map(str, v.scale_sizes()))} | {steps_cell} "
+            + "".join(f"| {t:.1f} " if t is not None else "| — " for t in times)
+            + "|"
+        )
+        rows.append(
+            f"| {short} / single (noise) | | | "
+            + " | ".join(f"{m / s_:.2f}" if m is not None else "not reached" for m, s_ in zip(times, single_times))
+            + " |"
+        )
     return [
         f"Target: the total loss (α L_content + β L_style at {size} px, as the step reports it) after {n} "
         f"single-scale steps of the paper preset from noise: {target:.4g}. Same seed, same images, {prec}. Time in "
@@ -531,7 +615,8 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
         "| run | scales (px) | steps | wall s | steady s | step cost s |",
         "|---|---|---|---|---|---|",
         f"| single scale (paper preset, init noise) | {size} | {n} (target at step {i_single + 1}) "
-        + "".join(f"| {t:.1f} " for t in single_times) + "|",
+        + "".join(f"| {t:.1f} " for t in single_times)
+        + "|",
         *rows,
     ]
 
@@ -592,20 +677,32 @@ def section_gpu(args: argparse.Namespace, bench: Bench, results: dict[str, Any])
         print(f"[gpu] {size} px, {steps} steps, {prec}", file=sys.stderr, flush=True)
         torch.cuda.reset_peak_memory_stats(bench.device)
         with precision_context(prec, bench.device):
-            out = bench.st.stylize(bench.content, bench.style, preset=bench.preset, size=size, steps=steps,
-                                   precision=lib_precision(prec), seed=0)
+            out = bench.st.stylize(
+                bench.content,
+                bench.style,
+                preset=bench.preset,
+                size=size,
+                steps=steps,
+                precision=lib_precision(prec),
+                seed=0,
+            )
         el = [i.elapsed for i in out.losses]
-        rows[prec] = {"seconds": out.seconds, "step_s": median([b - a for a, b in zip(el, el[1:])]),
-                      "final_loss": out.final_losses["loss"],
-                      "cuda_peak_mib": torch.cuda.max_memory_allocated(bench.device) / 2**20}
+        rows[prec] = {
+            "seconds": out.seconds,
+            "step_s": median([b - a for a, b in zip(el, el[1:])]),
+            "final_loss": out.final_losses["loss"],
+            "cuda_peak_mib": torch.cuda.max_memory_allocated(bench.device) / 2**20,
+        }
     results["gpu"] = rows
     return [
         f"{torch.cuda.get_device_name(bench.device)}, {size} px, {steps} steps, paper preset:",
         "",
         "| precision | wall s | median s/step | final loss | peak GPU memory |",
         "|---|---|---|---|---|",
-        *(f"| {p} | {r['seconds']:.1f} | {r['step_s']:.4f} | {r['final_loss']:.4g} | {r['cuda_peak_mib']:.0f} MiB |"
-          for p, r in rows.items()),
+        *(
+            f"| {p} | {r['seconds']:.1f} | {r['step_s']:.4f} | {r['final_loss']:.4g} | {r['cuda_peak_mib']:.0f} MiB |"
+            for p, r in rows.items()
+        ),
     ]
 
 
@@ -636,8 +733,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="longest side(s) in px [256 512]")
     p.add_argument("--big", action="store_true", help="also 1024 px (steps and peak RSS, fp32)")
     p.add_argument("--big-peer", action="store_true", help="with --big, also the peer's 1024 px peak RSS")
-    p.add_argument("--precision", nargs="+", default=None, choices=["fp32", "bf16", "tf32"],
-                   help="precisions of the per-step table [fp32 bf16; on CUDA also tf32]")
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        choices=["fp32", "bf16", "tf32"],
+        help="precisions of the per-step table [fp32 bf16; on CUDA also tf32]",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 [accelerate's pick]")
     p.add_argument("--out", default=str(ROOT / "outputs" / "benchmarks"), help="output folder [outputs/benchmarks]")
     p.add_argument("--weights", default=None, help="weights folder or Hub repo [gatys' default]")
@@ -646,8 +748,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch threads [torch's default: one per core]")
-    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                   help="per-step timer: wall, or the thread's CPU time (needs --threads 1; robust on a busy machine)")
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="per-step timer: wall, or the thread's CPU time (needs --threads 1; robust on a busy machine)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size [3]")
     p.add_argument("--steps", type=int, default=None, help="timed steps per item and round [10/5/2 at 256/512/1024]")
     p.add_argument("--render-steps", type=int, default=300, help="steps of the 256 px bf16/fp32 renders [300]")
@@ -688,8 +794,14 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes = [*args.sizes, 1024]
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = {"device": str(device), "weights": args.weights, "content": args.content, "style": args.style,
-            "threads": args.threads, "clock": args.clock}
+    base = {
+        "device": str(device),
+        "weights": args.weights,
+        "content": args.content,
+        "style": args.style,
+        "threads": args.threads,
+        "clock": args.clock,
+    }
 
     t_start = time.perf_counter()
     bench = Bench(str(device), args.weights, args.content, args.style, args.clock)
@@ -729,8 +841,10 @@ def main(argv: list[str] | None = None) -> int:
         emit("torch.compile", section_compile(args, bench, results))
     if device.type == "cuda":
         emit("GPU renders", section_gpu(args, bench, results))
-    report.append(f"Total benchmark wall time {time.perf_counter() - t_start:.0f} s; load average at end "
-                  f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+    report.append(
+        f"Total benchmark wall time {time.perf_counter() - t_start:.0f} s; load average at end "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}."
+    )
     print(report[-1])
     save()
     print(f"\nwrote {out_dir / 'table.md'} and {out_dir / 'results.json'}", file=sys.stderr)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import os
 import sys
 import typing
-from pathlib import Path
 from typing import Any
 
 from .errors import GatysError
@@ -48,7 +46,7 @@ def _csv(kind: type) -> Any:
         try:
             return tuple(kind(t) for t in items)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
 
     return parse
 
@@ -101,18 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp); written atomically")
     # Departure from the library's default ("paper", white-noise init): the CLI starts from the photo, which
     # keeps it recognisable with every weights we ship (see presets.DEFAULT_PRESET); --preset paper is exact.
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), metavar="NAME",
-                        help=f"settings to start from [{DEFAULT_PRESET}]; 'paper' is the paper exactly; see the list below")
-    parser.add_argument("--style-weights", type=_csv(float), metavar="W1,W2,...",
-                        help="blend weights of the style images (normalised) [equal]")
-    parser.add_argument("--seed", type=int, default=sig.parameters["seed"].default,
-                        help=f"seed for the noise init [{sig.parameters['seed'].default}]")
-    parser.add_argument("--save-every", type=int, default=0, metavar="N",
-                        help="also write OUTPUT_stepNNNN.png every N steps")
+    parser.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=list(PRESETS),
+        metavar="NAME",
+        help=f"settings to start from [{DEFAULT_PRESET}]; 'paper' is the paper exactly; see the list below",
+    )
+    parser.add_argument(
+        "--style-weights",
+        type=_csv(float),
+        metavar="W1,W2,...",
+        help="blend weights of the style images (normalised) [equal]",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=sig.parameters["seed"].default,
+        help=f"seed for the noise init [{sig.parameters['seed'].default}]",
+    )
+    parser.add_argument(
+        "--save-every", type=int, default=0, metavar="N", help="also write OUTPUT_stepNNNN.png every N steps"
+    )
     parser.add_argument("--precision", choices=["fp32", "bf16"], default=sig.parameters["precision"].default)
-    parser.add_argument("--weights", default=None,
-                        help="weights folder or Hub repo id [GATYS_WEIGHTS, else the offline default, else "
-                        "timm/vgg19.tv_in1k]")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="weights folder or Hub repo id [GATYS_WEIGHTS, else the offline default, else timm/vgg19.tv_in1k]",
+    )
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --weights")
     parser.add_argument("--local-files-only", action="store_true", help="never download weights")
     parser.add_argument("--device", default=None, help="force a device (cpu, cuda, cuda:1); default: accelerate's pick")
@@ -143,12 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         opts = get_preset(args.preset).with_overrides(**overrides)
         if args.save_every < 0:
             raise GatysError(f"--save-every must be >= 0, got {args.save_every}")
-        st = StyleTransfer.from_pretrained(args.weights, revision=args.revision,
-                                           local_files_only=args.local_files_only, device=args.device)
-        st.check_inputs(args.content, args.styles, preset=opts, style_weights=args.style_weights,
-                        init_image=init_image, precision=args.precision)
-        print(f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {sum(opts.scale_steps())} steps",
-              file=sys.stderr)
+        st = StyleTransfer.from_pretrained(
+            args.weights, revision=args.revision, local_files_only=args.local_files_only, device=args.device
+        )
+        st.check_inputs(
+            args.content,
+            args.styles,
+            preset=opts,
+            style_weights=args.style_weights,
+            init_image=init_image,
+            precision=args.precision,
+        )
+        print(
+            f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {sum(opts.scale_steps())} steps",
+            file=sys.stderr,
+        )
 
         def save_snapshot(info: Any) -> None:
             if args.save_every and info.step % args.save_every == 0 and info.step != info.total:

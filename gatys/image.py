@@ -7,6 +7,7 @@ saying what to do. Tensors are (1, 3, H, W), float32, RGB in [0, 1].
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -19,15 +20,22 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]  # noqa: UP007 (a runtime alias on 3.10)
 
 #: Smallest side the network accepts: conv5_1 sits after four 2x poolings, so 16 px leaves it 1 px.
 MIN_SIDE = 16
 #: Refuse to decode more than this many pixels (about 15000 x 13000); protects memory on shared servers.
 MAX_PIXELS = 200_000_000
 #: Formats we write, by file suffix.
-WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-                 ".tiff": "TIFF"}
+WRITE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def _describe(src: Any) -> str:
@@ -71,8 +79,7 @@ def load_image(src: ImageInput, *, max_side: int | None = None, name: str = "ima
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageError(
-            f"{name} is {w}x{h} px ({w * h / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP limit; "
-            "downscale it first"
+            f"{name} is {w}x{h} px ({w * h / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP limit; downscale it first"
         )
     if max_side and img.format == "JPEG" and max(w, h) > 2 * max_side:
         img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale; never below max_side
@@ -212,10 +219,8 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
             img.save(f, format=fmt)
         os.replace(tmp, p)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     return p
 

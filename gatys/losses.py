@@ -36,8 +36,10 @@ def _onednn_dtypes() -> tuple[torch.dtype, ...]:
 def _use_onednn(*matrices: torch.Tensor) -> bool:
     """Whether ``_onednn_linear`` can multiply these 2-D CPU matrices (it has no autograd formula)."""
     # torch.compile cannot trace this op (it has no fake-tensor kernel): compiled code takes the plain matmuls.
-    return not torch.is_grad_enabled() and not torch.compiler.is_compiling() and all(
-        m.device.type == "cpu" and m.dim() == 2 and m.dtype in _onednn_dtypes() for m in matrices
+    return (
+        not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and all(m.device.type == "cpu" and m.dim() == 2 and m.dtype in _onednn_dtypes() for m in matrices)
     )
 
 

@@ -24,9 +24,7 @@ PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 PAPER_CONTENT_LAYER = "conv4_2"
 
 # Fig. 3 rows: style matched on the growing layer sets A = conv1_1 … E = conv1_1..conv5_1.
-FIG3_LAYER_SETS: dict[str, tuple[str, ...]] = {
-    letter: PAPER_STYLE_LAYERS[: i + 1] for i, letter in enumerate("ABCDE")
-}
+FIG3_LAYER_SETS: dict[str, tuple[str, ...]] = {letter: PAPER_STYLE_LAYERS[: i + 1] for i, letter in enumerate("ABCDE")}
 # Fig. 3 columns: α/β = 1e-5, 1e-4, 1e-3, 1e-2 (left to right).
 FIG3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
 
@@ -72,7 +70,7 @@ class Preset:
     #: transfer luminance only and keep the content's colours (Gatys et al. 2016, "Preserving color").
     preserve_colors: bool = False
 
-    def with_overrides(self, **overrides: Any) -> "Preset":
+    def with_overrides(self, **overrides: Any) -> Preset:
         """A validated copy with some fields changed; ``None`` values are ignored."""
         fields = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - fields)
@@ -96,7 +94,9 @@ class Preset:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             ok = ok and (value >= 0 if allow_zero else value > 0)
             if not ok:
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+                raise ConfigError(
+                    f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}"
+                )
 
         def integer(name: str, value: Any, minimum: int) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -148,7 +148,7 @@ class Preset:
 
     def scale_sizes(self) -> list[int]:
         """Longest side at each scale, coarse to fine."""
-        return [max(16, round(self.size / self.scale_factor ** k)) for k in reversed(range(self.num_scales))]
+        return [max(16, round(self.size / self.scale_factor**k)) for k in reversed(range(self.num_scales))]
 
     def scale_steps(self) -> list[int]:
         coarse = self.coarse_steps if self.coarse_steps is not None else self.steps
@@ -190,7 +190,9 @@ def _build() -> dict[str, Preset]:
         "preview": Preset(
             name="preview",
             description="Quick CPU preview: 256 px, starts from the content photo, 150 L-BFGS steps",
-            source="practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)",
+            source=(
+                "practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)"
+            ),
             alpha_beta=1e-3,
             init="content",
             steps=150,
@@ -229,7 +231,8 @@ def _build() -> dict[str, Preset]:
 #: The command line's and the app's default: good-looking results with the paper's losses.
 DEFAULT_PRESET = "recommended"
 
-#: Every named preset: ``paper``, ``paper-1e-4``, ``recommended``, ``preview``, ``quality`` and ``fig3-{A..E}-{1e-5..1e-2}``.
+#: Every named preset: ``paper``, ``paper-1e-4``, ``recommended``, ``preview``, ``quality`` and
+#: ``fig3-{A..E}-{1e-5..1e-2}``.
 PRESETS: Mapping[str, Preset] = _build()
 
 

@@ -81,10 +81,14 @@ FIG2_PAINTINGS = (
     Painting("B", "The Shipwreck of the Minotaur", "J. M. W. Turner, 1805", ("shipwreck.jpg",), "paper"),
     Painting("C", "The Starry Night", "Vincent van Gogh, 1889", ("starry_night.jpg",), "paper"),
     Painting("D", "Der Schrei", "Edvard Munch, 1893", ("the_scream.jpg", "scream.jpg", "der_schrei.jpg"), "paper"),
-    Painting("E", "Femme nue assise", "Pablo Picasso, 1910", ("seated-nude.jpg", "femme_nue_assise.jpg"),
-             "paper-1e-4"),
-    Painting("F", "Composition VII", "Wassily Kandinsky, 1913",
-             ("composition_vii.jpg", "composition-vii.jpg", "kandinsky.jpg"), "paper-1e-4"),
+    Painting("E", "Femme nue assise", "Pablo Picasso, 1910", ("seated-nude.jpg", "femme_nue_assise.jpg"), "paper-1e-4"),
+    Painting(
+        "F",
+        "Composition VII",
+        "Wassily Kandinsky, 1913",
+        ("composition_vii.jpg", "composition-vii.jpg", "kandinsky.jpg"),
+        "paper-1e-4",
+    ),
     # Not in the paper; rendered with the B-D setting because it is there.
     Painting("+", "Self-portrait", "Pablo Picasso, 1907", ("picasso_selfport1907.jpg",), "paper", in_paper=False),
 )
@@ -131,8 +135,14 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
 
 
 def ssim_map(
-    x: np.ndarray, y: np.ndarray, *, data_range: float = 255.0, window: int = 11, sigma: float = 1.5,
-    k1: float = 0.01, k2: float = 0.03,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    data_range: float = 255.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
 ) -> np.ndarray:
     """The SSIM index map of two grey images (H, W), over every full window position ('valid', no padding)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -195,8 +205,9 @@ def weighted_style_loss(per_layer: Mapping[str, float], layers: Sequence[str] = 
 
 
 @torch.no_grad()
-def content_loss_at(model: torch.nn.Module, image: Image.Image, photo: Image.Image,
-                    layer: str = PAPER_CONTENT_LAYER) -> float:
+def content_loss_at(
+    model: torch.nn.Module, image: Image.Image, photo: Image.Image, layer: str = PAPER_CONTENT_LAYER
+) -> float:
     """L_content (Eq. 1) of ``image`` against ``photo`` (resized to the same size) at ``layer``."""
     photo = photo if photo.size == image.size else photo.resize(image.size, Image.Resampling.LANCZOS)
     return float(content_loss(_features(model, image, [layer])[layer], _features(model, photo, [layer])[layer]))
@@ -243,16 +254,24 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[s
                 lines.append(line)
             line = word
             while len(line) > 1 and draw.textlength(line, font=font) > width:
-                cut = next(i for i in range(len(line), 0, -1)
-                           if i == 1 or draw.textlength(line[:i], font=font) <= width)
+                cut = next(
+                    i for i in range(len(line), 0, -1) if i == 1 or draw.textlength(line[:i], font=font) <= width
+                )
                 lines.append(line[:cut])
                 line = line[cut:]
         lines.append(line)
     return lines
 
 
-def _text_block(draw: ImageDraw.ImageDraw, xy: tuple[int, int], lines: Sequence[str], font: Any, line_h: int,
-                width: int | None = None, fill: tuple[int, int, int] = (0, 0, 0)) -> None:
+def _text_block(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[int, int],
+    lines: Sequence[str],
+    font: Any,
+    line_h: int,
+    width: int | None = None,
+    fill: tuple[int, int, int] = (0, 0, 0),
+) -> None:
     x, y = xy
     for i, line in enumerate(lines):
         dx = 0 if width is None else max(0, (width - draw.textlength(line, font=font)) / 2)
@@ -306,8 +325,13 @@ def contact_sheet(
     default_h = max((c.height for c in images), default=round(tile * 0.75))
     default_h = round(default_h * tile / max((c.width for c in images), default=tile))
     row_h = [max((c.height for c in r if isinstance(c, Image.Image)), default=default_h) for r in cells]
-    cap_lines = [[_wrap(probe, captions[i][j] if captions and i < len(captions) and j < len(captions[i]) else "",
-                        small, tile) for j in range(n_cols)] for i in range(len(rows))]
+    cap_lines = [
+        [
+            _wrap(probe, captions[i][j] if captions and i < len(captions) and j < len(captions[i]) else "", small, tile)
+            for j in range(n_cols)
+        ]
+        for i in range(len(rows))
+    ]
     cap_h = [max((len(ls) for ls in r if ls != [""]), default=0) * small_h for r in cap_lines]
     label_w = 0
     row_lines = [_wrap(probe, lbl, font, 10 * tile) for lbl in row_labels]
@@ -338,8 +362,15 @@ def contact_sheet(
             elif isinstance(c, str):
                 draw.rectangle((x, y, x + tile - 1, y + row_h[i] - 1), fill=(225, 225, 225), outline=(170, 170, 170))
                 ls = _wrap(draw, c, small, tile - 2 * pad)
-                _text_block(draw, (x + pad, y + (row_h[i] - len(ls) * small_h) // 2), ls, small, small_h,
-                            tile - 2 * pad, fill=(80, 80, 80))
+                _text_block(
+                    draw,
+                    (x + pad, y + (row_h[i] - len(ls) * small_h) // 2),
+                    ls,
+                    small,
+                    small_h,
+                    tile - 2 * pad,
+                    fill=(80, 80, 80),
+                )
             if cap_lines[i][j] != [""]:
                 _text_block(draw, (x, y + row_h[i] + 2), cap_lines[i][j], small, small_h, tile, fill=(40, 40, 40))
         y += row_h[i] + cap_h[i] + pad
@@ -451,8 +482,14 @@ class Progress:
         if not quiet:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=sum(j.steps for j in jobs), unit="step", dynamic_ncols=True, disable=None,
-                            file=sys.stderr, leave=False)
+            self.bar = tqdm(
+                total=sum(j.steps for j in jobs),
+                unit="step",
+                dynamic_ncols=True,
+                disable=None,
+                file=sys.stderr,
+                leave=False,
+            )
 
     def write(self, text: str) -> None:
         if self.quiet:
@@ -476,12 +513,14 @@ class Progress:
             self.write(f"[{i + 1:>2}/{len(self.jobs)}] {job.figure} {job.label}: reused from {job.file}")
             return
         self.done_est += job.estimate
-        left_est = sum(j.estimate for j in self.jobs[i + 1:])
+        left_est = sum(j.estimate for j in self.jobs[i + 1 :])
         # Scale the estimate by how fast the runs so far actually went (the machine may be busier than at
         # calibration).
         rate = elapsed / self.done_est if self.done_est > 0 else 1.0
-        self.write(f"[{i + 1:>2}/{len(self.jobs)}] {job.figure} {job.label} ({job.size} px, {job.steps} steps): "
-                   f"{seconds:.1f} s; elapsed {_fmt_time(elapsed)}, about {_fmt_time(left_est * rate)} left")
+        self.write(
+            f"[{i + 1:>2}/{len(self.jobs)}] {job.figure} {job.label} ({job.size} px, {job.steps} steps): "
+            f"{seconds:.1f} s; elapsed {_fmt_time(elapsed)}, about {_fmt_time(left_est * rate)} left"
+        )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -547,53 +586,125 @@ class Reproduction:
             size, steps = self.s.size["fig1"], self.s.steps["fig1"]
             for layer in FIG1_LAYERS:
                 run = functools.partial(st.reconstruct_content, self.photo, layer, size=size, steps=steps, seed=seed)
-                jobs.append(Job("fig1", f"content/{layer}", f"content reconstruction from {layer}", size, steps,
-                                layer, run, f"fig1/content_{layer}.png"))
+                jobs.append(
+                    Job(
+                        "fig1",
+                        f"content/{layer}",
+                        f"content reconstruction from {layer}",
+                        size,
+                        steps,
+                        layer,
+                        run,
+                        f"fig1/content_{layer}.png",
+                    )
+                )
             for name in FIG1_STYLE_IMAGES:
                 img = self._img(name)
                 for k in range(1, len(FIG1_LAYERS) + 1):
                     layers = FIG1_LAYERS[:k]
                     run = functools.partial(st.reconstruct_style, img, layers, size=size, steps=steps, seed=seed)
                     stem = Path(name).stem
-                    jobs.append(Job("fig1", f"style/{stem}/{k}",
-                                    f"style reconstruction of {stem} from {_layer_set_name(layers)}", size, steps,
-                                    layers[-1], run,
-                                    f"fig1/style_{stem}_{_layer_set_name(layers).replace('..', '-')}.png"))
+                    jobs.append(
+                        Job(
+                            "fig1",
+                            f"style/{stem}/{k}",
+                            f"style reconstruction of {stem} from {_layer_set_name(layers)}",
+                            size,
+                            steps,
+                            layers[-1],
+                            run,
+                            f"fig1/style_{stem}_{_layer_set_name(layers).replace('..', '-')}.png",
+                        )
+                    )
         if "fig2" in self.s.figures:
             size, steps = self.s.size["fig2"], self.s.steps["fig2"]
             for p in FIG2_PAINTINGS:
                 path = next((self.s.images / f for f in p.files if (self.s.images / f).is_file()), None)
                 if path is None:
-                    self.skipped.append(f"Fig. 2 {p.panel} ({p.title}, {p.artist}): none of "
-                                        f"{', '.join(p.files)} in {self.s.images}; skipped")
+                    self.skipped.append(
+                        f"Fig. 2 {p.panel} ({p.title}, {p.artist}): none of "
+                        f"{', '.join(p.files)} in {self.s.images}; skipped"
+                    )
                     continue
                 self.fig2_paths[p.panel] = path
-                run = functools.partial(st.stylize, self.photo, self._img(path.name), preset=p.preset, size=size,
-                                        steps=steps, seed=seed, **self._init_kwargs(size))
-                jobs.append(Job("fig2", f"panel/{p.panel}", f"{p.panel} {p.title}", size, steps, "conv5_1", run,
-                                f"fig2/{p.panel if p.in_paper else 'extra'}_{path.stem}.png"))
+                run = functools.partial(
+                    st.stylize,
+                    self.photo,
+                    self._img(path.name),
+                    preset=p.preset,
+                    size=size,
+                    steps=steps,
+                    seed=seed,
+                    **self._init_kwargs(size),
+                )
+                jobs.append(
+                    Job(
+                        "fig2",
+                        f"panel/{p.panel}",
+                        f"{p.panel} {p.title}",
+                        size,
+                        steps,
+                        "conv5_1",
+                        run,
+                        f"fig2/{p.panel if p.in_paper else 'extra'}_{path.stem}.png",
+                    )
+                )
             # The same panels started from the photo (the CLI's `recommended` start): with the HED VGG-16, conv4_2
             # keeps too little of the photo for the houses to come out of white noise sharply (see README).
             for p in FIG2_PAINTINGS:
                 path = self.fig2_paths.get(p.panel)
                 if path is None:
                     continue
-                run = functools.partial(st.stylize, self.photo, self._img(path.name), preset=p.preset, size=size,
-                                        steps=steps, seed=seed, init="content")
-                jobs.append(Job("fig2", f"from-photo/{p.panel}", f"{p.panel} {p.title}, from the photo", size,
-                                steps, "conv5_1", run,
-                                f"fig2/from_photo_{p.panel if p.in_paper else 'extra'}_{path.stem}.png"))
+                run = functools.partial(
+                    st.stylize,
+                    self.photo,
+                    self._img(path.name),
+                    preset=p.preset,
+                    size=size,
+                    steps=steps,
+                    seed=seed,
+                    init="content",
+                )
+                jobs.append(
+                    Job(
+                        "fig2",
+                        f"from-photo/{p.panel}",
+                        f"{p.panel} {p.title}, from the photo",
+                        size,
+                        steps,
+                        "conv5_1",
+                        run,
+                        f"fig2/from_photo_{p.panel if p.in_paper else 'extra'}_{path.stem}.png",
+                    )
+                )
         if "fig3" in self.s.figures:
             size, steps = self.s.size["fig3"], self.s.steps["fig3"]
             style = self._fig3_style()
             for letter, layers in FIG3_LAYER_SETS.items():
                 for ratio in FIG3_RATIOS:
-                    run = functools.partial(st.stylize, self.photo, style, preset=fig3_preset_name(letter, ratio),
-                                            size=size, steps=steps, seed=seed, **self._init_kwargs(size))
+                    run = functools.partial(
+                        st.stylize,
+                        self.photo,
+                        style,
+                        preset=fig3_preset_name(letter, ratio),
+                        size=size,
+                        steps=steps,
+                        seed=seed,
+                        **self._init_kwargs(size),
+                    )
                     deepest = max(layers[-1], PAPER_CONTENT_LAYER, key=lambda n: depth_fraction(self.model, n))
-                    jobs.append(Job("fig3", f"cell/{letter}/{_ratio(ratio)}",
-                                    f"row {letter} ({_layer_set_name(layers)}), α/β {_ratio(ratio)}", size, steps,
-                                    deepest, run, f"fig3/{letter}_{_ratio(ratio)}.png"))
+                    jobs.append(
+                        Job(
+                            "fig3",
+                            f"cell/{letter}/{_ratio(ratio)}",
+                            f"row {letter} ({_layer_set_name(layers)}), α/β {_ratio(ratio)}",
+                            size,
+                            steps,
+                            deepest,
+                            run,
+                            f"fig3/{letter}_{_ratio(ratio)}.png",
+                        )
+                    )
         return jobs
 
     def _init_kwargs(self, size: int) -> dict[str, Any]:
@@ -630,8 +741,10 @@ class Reproduction:
                 out = job.run(callback=progress.callback)
                 done = Finished(out.image, out.seconds, out.final_losses)
                 self._save(done.image, job.file)
-                self._sidecar(job).write_text(json.dumps(
-                    {**self._identity(job), "seconds": done.seconds, "final_losses": done.final_losses}) + "\n")
+                self._sidecar(job).write_text(
+                    json.dumps({**self._identity(job), "seconds": done.seconds, "final_losses": done.final_losses})
+                    + "\n"
+                )
             else:
                 progress.callback_many(job.steps)
             self.results[job.key] = done
@@ -649,9 +762,16 @@ class Reproduction:
 
     def _identity(self, job: Job) -> dict[str, Any]:
         """What must match for a finished run to be reused by --resume."""
-        return {"key": job.key, "size": job.size, "steps": job.steps, "seed": self.s.seed, "init": self.s.init,
-                "weights": self.st.weights_name, "alpha_beta_scale": self.model.config.alpha_beta_scale,
-                "fig3_style": self.s.fig3_style.name if job.figure == "fig3" else None}
+        return {
+            "key": job.key,
+            "size": job.size,
+            "steps": job.steps,
+            "seed": self.s.seed,
+            "init": self.s.init,
+            "weights": self.st.weights_name,
+            "alpha_beta_scale": self.model.config.alpha_beta_scale,
+            "fig3_style": self.s.fig3_style.name if job.figure == "fig3" else None,
+        }
 
     def _sidecar(self, job: Job) -> Path:
         return self.s.out / f"{job.file}.json"
@@ -692,8 +812,16 @@ class Reproduction:
             out = self.results[f"content/{layer}"]
             rel = self.files[f"content/{layer}"]
             p, s = psnr(out.image, photo), ssim(out.image, photo)
-            content_rows.append({"layer": layer, "psnr_db": p, "ssim": s, "content_loss": out.final_losses["content"],
-                                 "seconds": out.seconds, "file": rel})
+            content_rows.append(
+                {
+                    "layer": layer,
+                    "psnr_db": p,
+                    "ssim": s,
+                    "content_loss": out.final_losses["content"],
+                    "seconds": out.seconds,
+                    "file": rel,
+                }
+            )
             row_imgs.append(out.image)
             row_caps.append(f"{layer}: {p:.1f} dB, SSIM {s:.2f}")
         grid: list[list[Cell]] = [row_imgs]
@@ -711,46 +839,73 @@ class Reproduction:
                 out = self.results[f"style/{stem}/{k}"]
                 rel = self.files[f"style/{stem}/{k}"]
                 per = style_losses(self.model, out.image, original)
-                entries.append({"layers": list(layers), "style_loss": per, "style_loss_w5": weighted_style_loss(per),
-                                "seconds": out.seconds, "file": rel})
+                entries.append(
+                    {
+                        "layers": list(layers),
+                        "style_loss": per,
+                        "style_loss_w5": weighted_style_loss(per),
+                        "seconds": out.seconds,
+                        "file": rel,
+                    }
+                )
                 imgs.append(out.image)
                 caps.append(_layer_set_name(layers))
             style_data[stem] = {"reconstructions": entries}
             grid.append(imgs)
             captions.append(caps)
             row_labels.append(f"Style\nreconstructions\n({stem.replace('_', ' ')})")
-        self.data["fig1"] = {"size": size, "steps": steps, "seconds": self.figure_seconds["fig1"],
-                             "content": content_rows, "style": style_data}
+        self.data["fig1"] = {
+            "size": size,
+            "steps": steps,
+            "seconds": self.figure_seconds["fig1"],
+            "content": content_rows,
+            "style": style_data,
+        }
         sheet = contact_sheet(
-            grid, captions=captions, row_labels=row_labels,
+            grid,
+            captions=captions,
+            row_labels=row_labels,
             col_labels=["input", "a  conv1_1", "b  conv2_1", "c  conv3_1", "d  conv4_1", "e  conv5_1"],
             title=f"Fig. 1 - reconstructions from white noise, {size} px, {steps} steps (content: Adam, style: L-BFGS), "
-                  f"{self.st.weights_name} (the paper: VGG-19). Style columns: layers conv1_1 up to the named one.",
+            f"{self.st.weights_name} (the paper: VGG-19). Style columns: layers conv1_1 up to the named one.",
         )
         sheet_rel = self._save_sheet(sheet, "fig1")
 
         # Checks
         ps = [r["psnr_db"] for r in content_rows]
-        self._check("fig1", "content PSNR falls monotonically with depth", is_monotone(ps, increasing=False),
-                    " > ".join(f"{r['layer']} {r['psnr_db']:.2f}" for r in content_rows) + " dB")
+        self._check(
+            "fig1",
+            "content PSNR falls monotonically with depth",
+            is_monotone(ps, increasing=False),
+            " > ".join(f"{r['layer']} {r['psnr_db']:.2f}" for r in content_rows) + " dB",
+        )
         near = [r for r in content_rows[:2]]
-        self._check("fig1", f"conv1_1 and conv2_1 near-perfect (PSNR >= {NEAR_PERFECT_PSNR:g} dB, "
-                            f"SSIM >= {NEAR_PERFECT_SSIM:g})",
-                    all(r["psnr_db"] >= NEAR_PERFECT_PSNR and r["ssim"] >= NEAR_PERFECT_SSIM for r in near),
-                    "; ".join(f"{r['layer']} {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}" for r in near))
+        self._check(
+            "fig1",
+            f"conv1_1 and conv2_1 near-perfect (PSNR >= {NEAR_PERFECT_PSNR:g} dB, SSIM >= {NEAR_PERFECT_SSIM:g})",
+            all(r["psnr_db"] >= NEAR_PERFECT_PSNR and r["ssim"] >= NEAR_PERFECT_SSIM for r in near),
+            "; ".join(f"{r['layer']} {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}" for r in near),
+        )
         ss = [r["ssim"] for r in content_rows]
-        self._check("fig1", "content SSIM falls monotonically with depth", is_monotone(ss, increasing=False),
-                    " > ".join(f"{r['layer']} {r['ssim']:.3f}" for r in content_rows))
+        self._check(
+            "fig1",
+            "content SSIM falls monotonically with depth",
+            is_monotone(ss, increasing=False),
+            " > ".join(f"{r['layer']} {r['ssim']:.3f}" for r in content_rows),
+        )
         for stem, d in style_data.items():
             recs = d["reconstructions"]
             for k in range(1, len(FIG1_LAYERS)):  # conv1_1 is matched by every set: nothing to compare
                 layer = FIG1_LAYERS[k]
                 matched = [e["style_loss"][layer] for e in recs[k:]]
                 unmatched = [e["style_loss"][layer] for e in recs[:k]]
-                self._check("fig1", f"style reconstructions of {stem} at {layer}: every set matching {layer} has a "
-                                    "lower loss there than every set that does not",
-                            max(matched) < min(unmatched),
-                            f"highest matched {_num(max(matched))} vs lowest unmatched {_num(min(unmatched))}")
+                self._check(
+                    "fig1",
+                    f"style reconstructions of {stem} at {layer}: every set matching {layer} has a "
+                    "lower loss there than every set that does not",
+                    max(matched) < min(unmatched),
+                    f"highest matched {_num(max(matched))} vs lowest unmatched {_num(min(unmatched))}",
+                )
             # Why deep layers can fail here: each E_l enters L_style with w_l = 1/5, and with these weights the
             # E_l differ by orders of magnitude (the paper's VGG-19 was normalised to mean activation 1 per filter).
             last = recs[-1]["style_loss"]
@@ -768,27 +923,50 @@ class Reproduction:
             "Each image minimises the content loss at one layer only. PSNR (RGB) and SSIM (luma, 11x11 Gaussian "
             "window, σ = 1.5) against the photo at the same size:",
             "",
-            _table(["layer", "PSNR (dB)", "SSIM", "final content loss", "time (s)"],
-                   [[r["layer"], f"{r['psnr_db']:.2f}", f"{r['ssim']:.4f}", _num(r["content_loss"]),
-                     f"{r['seconds']:.1f}"] for r in content_rows]),
+            _table(
+                ["layer", "PSNR (dB)", "SSIM", "final content loss", "time (s)"],
+                [
+                    [
+                        r["layer"],
+                        f"{r['psnr_db']:.2f}",
+                        f"{r['ssim']:.4f}",
+                        _num(r["content_loss"]),
+                        f"{r['seconds']:.1f}",
+                    ]
+                    for r in content_rows
+                ],
+            ),
         ]
         for stem, d in style_data.items():
             header = ["layers matched"] + [f"E at {layer}" for layer in FIG1_LAYERS] + ["L_style (w=1/5)", "time (s)"]
             rows = []
             for e in d["reconstructions"]:
-                rows.append([_layer_set_name(e["layers"])]
-                            + [("**" if layer in e["layers"] else "") + _num(e["style_loss"][layer])
-                               + ("**" if layer in e["layers"] else "") for layer in FIG1_LAYERS]
-                            + [_num(e["style_loss_w5"]), f"{e['seconds']:.1f}"])
+                rows.append(
+                    [_layer_set_name(e["layers"])]
+                    + [
+                        ("**" if layer in e["layers"] else "")
+                        + _num(e["style_loss"][layer])
+                        + ("**" if layer in e["layers"] else "")
+                        for layer in FIG1_LAYERS
+                    ]
+                    + [_num(e["style_loss_w5"]), f"{e['seconds']:.1f}"]
+                )
             share = ", ".join(f"{layer} {100 * v:.2g} %" for layer, v in d["share_of_loss"].items())
-            lines += ["", f"### Style reconstructions of {stem}", "",
-                      "Each image minimises the style loss on the layers in the first column. Every column is the "
-                      "style loss E_l (Eq. 4) of that image measured at one layer against the original; bold: the "
-                      "layer was matched.", "", _table(header, rows), "",
-                      f"Share of each layer in L_style of the last row (w_l = 1/5 each): {share}. With these "
-                      "weights the deep layers carry almost none of the loss, so matching them moves their E_l "
-                      "little; the paper's VGG-19 was rescaled so that every filter's mean activation is 1, "
-                      "which evens the layers out."]
+            lines += [
+                "",
+                f"### Style reconstructions of {stem}",
+                "",
+                "Each image minimises the style loss on the layers in the first column. Every column is the "
+                "style loss E_l (Eq. 4) of that image measured at one layer against the original; bold: the "
+                "layer was matched.",
+                "",
+                _table(header, rows),
+                "",
+                f"Share of each layer in L_style of the last row (w_l = 1/5 each): {share}. With these "
+                "weights the deep layers carry almost none of the loss, so matching them moves their E_l "
+                "little; the paper's VGG-19 was rescaled so that every filter's mean activation is 1, "
+                "which evens the layers out.",
+            ]
         self.markdown["fig1"] = "\n".join(lines)
 
     # -- Fig. 2
@@ -801,8 +979,16 @@ class Reproduction:
             key = f"panel/{p.panel}" if f"panel/{p.panel}" in self.results else None
             ratio = PRESETS[p.preset].alpha_beta
             if key is None:
-                panels.append({"panel": p.panel, "title": p.title, "artist": p.artist, "alpha_beta": ratio,
-                               "in_paper": p.in_paper, "status": "absent"})
+                panels.append(
+                    {
+                        "panel": p.panel,
+                        "title": p.title,
+                        "artist": p.artist,
+                        "alpha_beta": ratio,
+                        "in_paper": p.in_paper,
+                        "status": "absent",
+                    }
+                )
                 cells[p.panel] = f"{p.panel}: {p.title} ({p.artist}) is not in the images folder; skipped"
                 caps[p.panel] = ""
                 continue
@@ -811,58 +997,96 @@ class Reproduction:
             painting = self._img(path.name)
             rel = self.files[key]
             per = style_losses(self.model, out.image, painting)
-            panels.append({"panel": p.panel, "title": p.title, "artist": p.artist, "alpha_beta": ratio,
-                           "in_paper": p.in_paper, "status": "done", "file": rel,
-                           "content_loss": content_loss_at(self.model, out.image, photo),
-                           "style_loss": weighted_style_loss(per), "seconds": out.seconds})
+            panels.append(
+                {
+                    "panel": p.panel,
+                    "title": p.title,
+                    "artist": p.artist,
+                    "alpha_beta": ratio,
+                    "in_paper": p.in_paper,
+                    "status": "done",
+                    "file": rel,
+                    "content_loss": content_loss_at(self.model, out.image, photo),
+                    "style_loss": weighted_style_loss(per),
+                    "seconds": out.seconds,
+                }
+            )
             cells[p.panel] = with_inset(out.image, painting)
             caps[p.panel] = f"{p.panel if p.in_paper else 'extra'}  {p.title} ({p.artist}), α/β {_ratio(ratio)}"
-        extra = [p.panel for p in FIG2_PAINTINGS if not p.in_paper and p.panel in cells
-                 and not isinstance(cells[p.panel], str)]
+        extra = [
+            p.panel
+            for p in FIG2_PAINTINGS
+            if not p.in_paper and p.panel in cells and not isinstance(cells[p.panel], str)
+        ]
         grid: list[list[Cell]] = [[photo, cells["B"], cells["C"]], [cells["D"], cells["E"], cells["F"]]]
-        captions = [["A  Tübingen, photo: Andreas Praefcke (CC BY 3.0)", caps["B"], caps["C"]],
-                    [caps["D"], caps["E"], caps["F"]]]
+        captions = [
+            ["A  Tübingen, photo: Andreas Praefcke (CC BY 3.0)", caps["B"], caps["C"]],
+            [caps["D"], caps["E"], caps["F"]],
+        ]
         if extra:
             grid.append([cells[e] for e in extra])
             captions.append([caps[e] for e in extra])
-        self.data["fig2"] = {"size": size, "steps": steps, "seconds": self.figure_seconds.get("fig2", 0.0),
-                             "panels": panels}
-        sheet = contact_sheet(grid, captions=captions,
-                              title=f"Fig. 2 - {size} px, {steps} L-BFGS steps from white noise, content conv4_2, "
-                                    f"style conv1_1..conv5_1, {self.st.weights_name} (the paper: VGG-19)")
+        self.data["fig2"] = {
+            "size": size,
+            "steps": steps,
+            "seconds": self.figure_seconds.get("fig2", 0.0),
+            "panels": panels,
+        }
+        sheet = contact_sheet(
+            grid,
+            captions=captions,
+            title=f"Fig. 2 - {size} px, {steps} L-BFGS steps from white noise, content conv4_2, "
+            f"style conv1_1..conv5_1, {self.st.weights_name} (the paper: VGG-19)",
+        )
         sheet_rel = self._save_sheet(sheet, "fig2")
         done = [p for p in panels if p["status"] == "done"]
-        self._check("fig2", "every available painting rendered", bool(done) and all(
-            (self.s.out / p["file"]).is_file() for p in done),
-                    f"{len(done)} rendered; absent: " + (", ".join(
-                        f"{p['panel']} {p['title']}" for p in panels if p["status"] == "absent") or "none"))
+        self._check(
+            "fig2",
+            "every available painting rendered",
+            bool(done) and all((self.s.out / p["file"]).is_file() for p in done),
+            f"{len(done)} rendered; absent: "
+            + (", ".join(f"{p['panel']} {p['title']}" for p in panels if p["status"] == "absent") or "none"),
+        )
         rows = []
         for p in panels:
             if p["status"] == "absent":
-                rows.append([p["panel"], f"{p['title']} ({p['artist']})", _ratio(p["alpha_beta"]),
-                             "absent: skipped", "", ""])
+                rows.append(
+                    [p["panel"], f"{p['title']} ({p['artist']})", _ratio(p["alpha_beta"]), "absent: skipped", "", ""]
+                )
             else:
-                rows.append([p["panel"] if p["in_paper"] else "extra (not in the paper)",
-                             f"{p['title']} ({p['artist']})", _ratio(p["alpha_beta"]), _num(p["content_loss"]),
-                             _num(p["style_loss"]), f"{p['seconds']:.1f}"])
-        self.markdown["fig2"] = "\n".join([
-            f"The photo in the style of each painting available (Fig. 2), {size} px, {steps} L-BFGS steps, "
-            f"seed {self.s.seed}, α/β as the paper's caption assigns. "
-            f"Wall time {_fmt_time(self.data['fig2']['seconds'])}.",
-            "",
-            f"![Fig. 2 contact sheet]({sheet_rel})",
-            "",
-            "Content loss at conv4_2 against the photo and style loss over conv1_1..conv5_1 (w_l = 1/5) against "
-            "the painting, re-evaluated on the saved image:",
-            "",
-            _table(["panel", "painting", "α/β", "content loss", "style loss", "time (s)"], rows),
-            *self._fig2_from_photo(size, steps, photo),
-        ])
+                rows.append(
+                    [
+                        p["panel"] if p["in_paper"] else "extra (not in the paper)",
+                        f"{p['title']} ({p['artist']})",
+                        _ratio(p["alpha_beta"]),
+                        _num(p["content_loss"]),
+                        _num(p["style_loss"]),
+                        f"{p['seconds']:.1f}",
+                    ]
+                )
+        self.markdown["fig2"] = "\n".join(
+            [
+                f"The photo in the style of each painting available (Fig. 2), {size} px, {steps} L-BFGS steps, "
+                f"seed {self.s.seed}, α/β as the paper's caption assigns. "
+                f"Wall time {_fmt_time(self.data['fig2']['seconds'])}.",
+                "",
+                f"![Fig. 2 contact sheet]({sheet_rel})",
+                "",
+                "Content loss at conv4_2 against the photo and style loss over conv1_1..conv5_1 (w_l = 1/5) against "
+                "the painting, re-evaluated on the saved image:",
+                "",
+                _table(["panel", "painting", "α/β", "content loss", "style loss", "time (s)"], rows),
+                *self._fig2_from_photo(size, steps, photo),
+            ]
+        )
 
     def _fig2_from_photo(self, size: int, steps: int, photo: Image.Image) -> list[str]:
         """The same panels started from the photo instead of white noise: a second sheet, table and check."""
-        runs = [(p, self.results[f"from-photo/{p.panel}"]) for p in FIG2_PAINTINGS
-                if f"from-photo/{p.panel}" in self.results]
+        runs = [
+            (p, self.results[f"from-photo/{p.panel}"])
+            for p in FIG2_PAINTINGS
+            if f"from-photo/{p.panel}" in self.results
+        ]
         if not runs:
             return []
         noise = {d["panel"]: d for d in self.data["fig2"]["panels"] if d["status"] == "done"}
@@ -870,35 +1094,64 @@ class Reproduction:
         for p, out in runs:
             painting = self._img(self.fig2_paths[p.panel].name)
             per = style_losses(self.model, out.image, painting)
-            entries.append({"panel": p.panel, "title": p.title, "alpha_beta": PRESETS[p.preset].alpha_beta,
-                            "file": self.files[f"from-photo/{p.panel}"],
-                            "content_loss": content_loss_at(self.model, out.image, photo),
-                            "style_loss": weighted_style_loss(per), "seconds": out.seconds})
+            entries.append(
+                {
+                    "panel": p.panel,
+                    "title": p.title,
+                    "alpha_beta": PRESETS[p.preset].alpha_beta,
+                    "file": self.files[f"from-photo/{p.panel}"],
+                    "content_loss": content_loss_at(self.model, out.image, photo),
+                    "style_loss": weighted_style_loss(per),
+                    "seconds": out.seconds,
+                }
+            )
             tiles.append(with_inset(out.image, painting))
             caps.append(f"{p.panel if p.in_paper else 'extra'}  {p.title}, α/β {_ratio(PRESETS[p.preset].alpha_beta)}")
         self.data["fig2"]["from_photo"] = entries
-        grid = [tiles[i:i + 3] for i in range(0, len(tiles), 3)]
-        captions = [caps[i:i + 3] for i in range(0, len(caps), 3)]
-        sheet = contact_sheet(grid, captions=captions,
-                              title=f"Fig. 2, started from the photo (not the paper's white noise) - {size} px, "
-                                    f"{steps} L-BFGS steps, {self.st.weights_name} (the paper: VGG-19)")
+        grid = [tiles[i : i + 3] for i in range(0, len(tiles), 3)]
+        captions = [caps[i : i + 3] for i in range(0, len(caps), 3)]
+        sheet = contact_sheet(
+            grid,
+            captions=captions,
+            title=f"Fig. 2, started from the photo (not the paper's white noise) - {size} px, "
+            f"{steps} L-BFGS steps, {self.st.weights_name} (the paper: VGG-19)",
+        )
         rel = self._save_sheet(sheet, "fig2_from_photo")
         # At α/β = 1e-4 (panels E, F) style outweighs content so far that the start hardly matters (measured:
         # Femme nue assise 9.4e5 from the photo vs 9.2e5 from noise); at 1e-3 the photo start keeps more of it.
         pairs = [e for e in entries if e["panel"] in noise and e["alpha_beta"] >= 1e-3]
-        self._check("fig2", "at α/β 1e-3, started from the photo, every panel keeps more of the photo (lower "
-                            "content loss) than from white noise",
-                    bool(pairs) and all(e["content_loss"] < noise[e["panel"]]["content_loss"] for e in pairs),
-                    "; ".join(f"{e['panel']} {_num(e['content_loss'])} vs {_num(noise[e['panel']]['content_loss'])}"
-                              for e in pairs))
-        rows = [[e["panel"], e["title"], _ratio(e["alpha_beta"]), _num(e["content_loss"]), _num(e["style_loss"]),
-                 f"{e['seconds']:.1f}"] for e in entries]
-        return ["", "### Started from the photo", "",
-                "The same panels and α/β, started from the photo instead of white noise (the command line's "
-                "`recommended` start). With the HED VGG-16 the houses come out of white noise only faintly; "
-                "from the photo they stay sharp while the style's colours and strokes take over.", "",
-                f"![Fig. 2 started from the photo]({rel})", "",
-                _table(["panel", "painting", "α/β", "content loss", "style loss", "time (s)"], rows)]
+        self._check(
+            "fig2",
+            "at α/β 1e-3, started from the photo, every panel keeps more of the photo (lower "
+            "content loss) than from white noise",
+            bool(pairs) and all(e["content_loss"] < noise[e["panel"]]["content_loss"] for e in pairs),
+            "; ".join(
+                f"{e['panel']} {_num(e['content_loss'])} vs {_num(noise[e['panel']]['content_loss'])}" for e in pairs
+            ),
+        )
+        rows = [
+            [
+                e["panel"],
+                e["title"],
+                _ratio(e["alpha_beta"]),
+                _num(e["content_loss"]),
+                _num(e["style_loss"]),
+                f"{e['seconds']:.1f}",
+            ]
+            for e in entries
+        ]
+        return [
+            "",
+            "### Started from the photo",
+            "",
+            "The same panels and α/β, started from the photo instead of white noise (the command line's "
+            "`recommended` start). With the HED VGG-16 the houses come out of white noise only faintly; "
+            "from the photo they stay sharp while the style's colours and strokes take over.",
+            "",
+            f"![Fig. 2 started from the photo]({rel})",
+            "",
+            _table(["panel", "painting", "α/β", "content loss", "style loss", "time (s)"], rows),
+        ]
 
     # -- Fig. 3
 
@@ -913,20 +1166,34 @@ class Reproduction:
                 out = self.results[f"cell/{letter}/{_ratio(ratio)}"]
                 rel = self.files[f"cell/{letter}/{_ratio(ratio)}"]
                 per = style_losses(self.model, out.image, style)
-                cells.append({"row": letter, "layers": list(layers), "alpha_beta": ratio, "file": rel,
-                              "content_loss": content_loss_at(self.model, out.image, photo),
-                              "style_loss": weighted_style_loss(per),
-                              "style_loss_own_layers": weighted_style_loss(per, layers),
-                              "style_loss_per_layer": per, "seconds": out.seconds})
+                cells.append(
+                    {
+                        "row": letter,
+                        "layers": list(layers),
+                        "alpha_beta": ratio,
+                        "file": rel,
+                        "content_loss": content_loss_at(self.model, out.image, photo),
+                        "style_loss": weighted_style_loss(per),
+                        "style_loss_own_layers": weighted_style_loss(per, layers),
+                        "style_loss_per_layer": per,
+                        "seconds": out.seconds,
+                    }
+                )
                 row.append(out.image)
             grid.append(row)
-        self.data["fig3"] = {"size": size, "steps": steps, "seconds": self.figure_seconds["fig3"],
-                             "painting": self.s.fig3_style.name, "cells": cells}
+        self.data["fig3"] = {
+            "size": size,
+            "steps": steps,
+            "seconds": self.figure_seconds["fig3"],
+            "painting": self.s.fig3_style.name,
+            "cells": cells,
+        }
         sheet = contact_sheet(
-            grid, col_labels=[f"α/β = {_ratio(r)}" for r in FIG3_RATIOS],
+            grid,
+            col_labels=[f"α/β = {_ratio(r)}" for r in FIG3_RATIOS],
             row_labels=[f"{letter}\n{_layer_set_name(layers)}" for letter, layers in FIG3_LAYER_SETS.items()],
             title=f"Fig. 3 - {self.s.fig3_style.stem.replace('_', ' ')}: style layers (rows) x α/β (columns), "
-                  f"{size} px, {steps} L-BFGS steps, {self.st.weights_name} (the paper: VGG-19)",
+            f"{size} px, {steps} L-BFGS steps, {self.st.weights_name} (the paper: VGG-19)",
         )
         sheet_rel = self._save_sheet(sheet, "fig3")
 
@@ -937,36 +1204,49 @@ class Reproduction:
         for letter in FIG3_LAYER_SETS:
             cs = [cell(letter, r)["content_loss"] for r in descending]
             ss = [cell(letter, r)["style_loss"] for r in descending]
-            self._check("fig3", f"row {letter}: content loss rises as α/β goes 1e-2 -> 1e-5",
-                        is_monotone(cs, increasing=True), " < ".join(_num(v) for v in cs))
-            self._check("fig3", f"row {letter}: style loss (conv1_1..conv5_1, w=1/5) falls as α/β goes 1e-2 -> 1e-5",
-                        is_monotone(ss, increasing=False), " > ".join(_num(v) for v in ss))
+            self._check(
+                "fig3",
+                f"row {letter}: content loss rises as α/β goes 1e-2 -> 1e-5",
+                is_monotone(cs, increasing=True),
+                " < ".join(_num(v) for v in cs),
+            )
+            self._check(
+                "fig3",
+                f"row {letter}: style loss (conv1_1..conv5_1, w=1/5) falls as α/β goes 1e-2 -> 1e-5",
+                is_monotone(ss, increasing=False),
+                " > ".join(_num(v) for v in ss),
+            )
 
         def grid_table(field: str) -> str:
-            return _table(["row (style layers)"] + [f"α/β {_ratio(r)}" for r in FIG3_RATIOS],
-                          [[f"{letter} ({_layer_set_name(layers)})"] + [_num(cell(letter, r)[field])
-                                                                        for r in FIG3_RATIOS]
-                           for letter, layers in FIG3_LAYER_SETS.items()])
+            return _table(
+                ["row (style layers)"] + [f"α/β {_ratio(r)}" for r in FIG3_RATIOS],
+                [
+                    [f"{letter} ({_layer_set_name(layers)})"] + [_num(cell(letter, r)[field]) for r in FIG3_RATIOS]
+                    for letter, layers in FIG3_LAYER_SETS.items()
+                ],
+            )
 
-        self.markdown["fig3"] = "\n".join([
-            f"Style layers A-E (rows) x α/β (columns) for {self.s.fig3_style.name} (Fig. 3), {size} px, {steps} "
-            f"L-BFGS steps, seed {self.s.seed}. Wall time {_fmt_time(self.figure_seconds['fig3'])}.",
-            "",
-            f"![Fig. 3 contact sheet]({sheet_rel})",
-            "",
-            "Every cell re-evaluated with the same fixed weights, so cells compare. Content loss at conv4_2 "
-            "against the photo:",
-            "",
-            grid_table("content_loss"),
-            "",
-            "Style loss over conv1_1..conv5_1 with w_l = 1/5 against the painting:",
-            "",
-            grid_table("style_loss"),
-            "",
-            "Style loss over each row's own layers (w_l = 1/|set|), the term each run traded against content:",
-            "",
-            grid_table("style_loss_own_layers"),
-        ])
+        self.markdown["fig3"] = "\n".join(
+            [
+                f"Style layers A-E (rows) x α/β (columns) for {self.s.fig3_style.name} (Fig. 3), {size} px, {steps} "
+                f"L-BFGS steps, seed {self.s.seed}. Wall time {_fmt_time(self.figure_seconds['fig3'])}.",
+                "",
+                f"![Fig. 3 contact sheet]({sheet_rel})",
+                "",
+                "Every cell re-evaluated with the same fixed weights, so cells compare. Content loss at conv4_2 "
+                "against the photo:",
+                "",
+                grid_table("content_loss"),
+                "",
+                "Style loss over conv1_1..conv5_1 with w_l = 1/5 against the painting:",
+                "",
+                grid_table("style_loss"),
+                "",
+                "Style loss over each row's own layers (w_l = 1/|set|), the term each run traded against content:",
+                "",
+                grid_table("style_loss_own_layers"),
+            ]
+        )
 
     # -- report
 
@@ -994,8 +1274,11 @@ class Reproduction:
             "partial": partial,
             "skipped": self.skipped,
         }
-        report = {**header, **{f: self.data[f] for f in FIGURES if f in self.data},
-                  "checks": [dataclasses.asdict(c) for c in self.checks]}
+        report = {
+            **header,
+            **{f: self.data[f] for f in FIGURES if f in self.data},
+            "checks": [dataclasses.asdict(c) for c in self.checks],
+        }
         (self.s.out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
 
         passed = sum(c.passed for c in self.checks)
@@ -1011,34 +1294,52 @@ class Reproduction:
             f"- α/β: the paper's values x alpha_beta_scale = {cfg.alpha_beta_scale:g} from the weights' config.json.",
             "- Method: L-BFGS (Fig. 1 content reconstructions: Adam), average pooling, content layer conv4_2, style weights w_l = 1/(number of style "
             f"layers); seed {self.s.seed} for every run. Start: Fig. 1 the library's reconstruct_content / "
-            "reconstruct_style defaults; Figs. 2-3 " + (
-                "full-range uniform white noise (the paper's)" if self.s.init == "noise"
-                else "the preset's init (noise of σ 0.001 around grey)") + ".",
+            "reconstruct_style defaults; Figs. 2-3 "
+            + (
+                "full-range uniform white noise (the paper's)"
+                if self.s.init == "noise"
+                else "the preset's init (noise of σ 0.001 around grey)"
+            )
+            + ".",
             f"- Device: {st.description}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{os.cpu_count()} CPUs.",
-            "- Estimated time before starting: " + (
+            "- Estimated time before starting: "
+            + (
                 f"{_fmt_time(self.data['estimate_s'])} (calibrated "
-                + ", ".join(f"{v:.3f} s per full step at {k} px" for k, v in cal.items()) + ")"
-                if self.data.get("estimate_s") is not None else "n/a"),
-            "- Wall time: " + (_fmt_time(wall) if wall is not None else "(not finished)") + "".join(
-                f"; {f} {_fmt_time(s)}" for f, s in self.figure_seconds.items())
+                + ", ".join(f"{v:.3f} s per full step at {k} px" for k, v in cal.items())
+                + ")"
+                if self.data.get("estimate_s") is not None
+                else "n/a"
+            ),
+            "- Wall time: "
+            + (_fmt_time(wall) if wall is not None else "(not finished)")
+            + "".join(f"; {f} {_fmt_time(s)}" for f, s in self.figure_seconds.items())
             + f". The {header['runs']} optimisation runs took {_fmt_time(header['runs_s'])} together.",
         ]
         if header["reused_runs"]:
-            md.append(f"- Resumed: {header['reused_runs']} of {header['runs']} runs were reused from an earlier, "
-                      "interrupted invocation (--resume); the wall times above count this invocation only, the "
-                      "run times in the tables are each run's own.")
+            md.append(
+                f"- Resumed: {header['reused_runs']} of {header['runs']} runs were reused from an earlier, "
+                "interrupted invocation (--resume); the wall times above count this invocation only, the "
+                "run times in the tables are each run's own."
+            )
         md += [f"- Skipped: {s}" for s in self.skipped]
         md += [
             "- Image size matters for α/β: L_content sums over the M_l positions of a layer while E_l divides by "
             "M_l², so at a given α/β the content term weighs (size / 512)² as much as in a 512 px run: at 128 px, 16x "
             "less. Small runs look more stylised than the paper's figures at the same α/β.",
         ]
-        md += ["", "## Checks", "", f"{passed} of {len(self.checks)} passed.", "",
-               _table(["figure", "check", "result", "measured"],
-                      [[c.figure, c.name, "pass" if c.passed else "**FAIL**", c.detail] for c in self.checks])]
-        titles = {"fig1": "Figure 1: reconstructions", "fig2": "Figure 2: styles",
-                  "fig3": "Figure 3: layers x α/β"}
+        md += [
+            "",
+            "## Checks",
+            "",
+            f"{passed} of {len(self.checks)} passed.",
+            "",
+            _table(
+                ["figure", "check", "result", "measured"],
+                [[c.figure, c.name, "pass" if c.passed else "**FAIL**", c.detail] for c in self.checks],
+            ),
+        ]
+        titles = {"fig1": "Figure 1: reconstructions", "fig2": "Figure 2: styles", "fig3": "Figure 3: layers x α/β"}
         for f in FIGURES:
             if f in self.markdown:
                 md += ["", f"## {titles[f]}", "", self.markdown[f]]
@@ -1054,31 +1355,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gatys.reproduce",
         description="Reproduce Figures 1-3 of Gatys, Ecker & Bethge (2015) with measured numbers.",
-        epilog="Defaults: " + ", ".join(f"{f} {DEFAULT_SIZE[f]} px x {DEFAULT_STEPS[f]} steps" for f in FIGURES)
-               + ". Use --size 512 on a GPU for the paper's look.",
+        epilog="Defaults: "
+        + ", ".join(f"{f} {DEFAULT_SIZE[f]} px x {DEFAULT_STEPS[f]} steps" for f in FIGURES)
+        + ". Use --size 512 on a GPU for the paper's look.",
     )
     parser.add_argument("figure", choices=[*FIGURES, "all"], help="which figure(s) to render")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="longest side in px for every figure [" + ", ".join(
-                            f"{f} {v}" for f, v in DEFAULT_SIZE.items()) + "]")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="optimisation steps of every run [" + ", ".join(
-                            f"{f} {v}" for f, v in DEFAULT_STEPS.items()) + "]")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="longest side in px for every figure [" + ", ".join(f"{f} {v}" for f, v in DEFAULT_SIZE.items()) + "]",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimisation steps of every run [" + ", ".join(f"{f} {v}" for f, v in DEFAULT_STEPS.items()) + "]",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the white-noise init of every run [0]")
     parser.add_argument("--weights", default=None, help="weights folder or Hub repo id [the default weights]")
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
-                        help=f"folder with {PHOTO}, starry_night.jpg and the paintings [{DEFAULT_IMAGES}]")
-    parser.add_argument("--fig3-style", default=FIG3_DEFAULT_STYLE,
-                        help=f"painting of Fig. 3: a file name in --images or a path [{FIG3_DEFAULT_STYLE}]")
-    parser.add_argument("--sheet-format", choices=["png", "jpg"], default="png",
-                        help="format of the contact sheets (jpg: small files for docs) [png]")
-    parser.add_argument("--init", choices=["noise", "preset"], default="noise",
-                        help="start of the Fig. 2 and 3 runs: full-range uniform white noise as in the paper, or the "
-                             "preset's own init (noise of σ 0.001 around grey) [noise]")
-    parser.add_argument("--resume", action="store_true",
-                        help="reuse runs already in --out with the same settings (their image and .json) instead of "
-                             "running them again; for long runs that were interrupted")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=DEFAULT_IMAGES,
+        help=f"folder with {PHOTO}, starry_night.jpg and the paintings [{DEFAULT_IMAGES}]",
+    )
+    parser.add_argument(
+        "--fig3-style",
+        default=FIG3_DEFAULT_STYLE,
+        help=f"painting of Fig. 3: a file name in --images or a path [{FIG3_DEFAULT_STYLE}]",
+    )
+    parser.add_argument(
+        "--sheet-format",
+        choices=["png", "jpg"],
+        default="png",
+        help="format of the contact sheets (jpg: small files for docs) [png]",
+    )
+    parser.add_argument(
+        "--init",
+        choices=["noise", "preset"],
+        default="noise",
+        help="start of the Fig. 2 and 3 runs: full-range uniform white noise as in the paper, or the "
+        "preset's own init (noise of σ 0.001 around grey) [noise]",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse runs already in --out with the same settings (their image and .json) instead of "
+        "running them again; for long runs that were interrupted",
+    )
     parser.add_argument("--device", default=None, help="force a device (cpu, cuda); default: accelerate's pick")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -1096,8 +1422,10 @@ def _settings(args: argparse.Namespace) -> Settings:
             raise GatysError(f"{name} must be at least {minimum}, got {value}")
     images = args.images
     if not images.is_dir():
-        raise GatysError(f"images folder {images} not found; pass --images DIR holding {PHOTO}, starry_night.jpg "
-                         "and the paintings (see ../shared/README.md)")
+        raise GatysError(
+            f"images folder {images} not found; pass --images DIR holding {PHOTO}, starry_night.jpg "
+            "and the paintings (see ../shared/README.md)"
+        )
     needed = [PHOTO]
     if "fig1" in figures:
         needed += list(FIG1_STYLE_IMAGES)
@@ -1116,10 +1444,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     if not os.access(args.out, os.W_OK):
         raise GatysError(f"output folder {args.out} is not writable")
     return Settings(
-        figures=figures, out=args.out, images=images,
+        figures=figures,
+        out=args.out,
+        images=images,
         size={f: args.size or DEFAULT_SIZE[f] for f in FIGURES},
         steps={f: args.steps or DEFAULT_STEPS[f] for f in FIGURES},
-        seed=args.seed, fig3_style=fig3_style, sheet_format=args.sheet_format, init=args.init, resume=args.resume,
+        seed=args.seed,
+        fig3_style=fig3_style,
+        sheet_format=args.sheet_format,
+        init=args.init,
+        resume=args.resume,
         quiet=args.quiet,
     )
 
@@ -1138,22 +1472,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         st = StyleTransfer.from_pretrained(args.weights, device=args.device)
         repro = Reproduction(st, settings, argv)
         jobs = repro.plan()
-        say(f"gatys.reproduce: {', '.join(settings.figures)} with {st.description}; {len(jobs)} runs, "
-            f"{sum(j.steps for j in jobs)} steps; writing to {settings.out}")
+        say(
+            f"gatys.reproduce: {', '.join(settings.figures)} with {st.description}; {len(jobs)} runs, "
+            f"{sum(j.steps for j in jobs)} steps; writing to {settings.out}"
+        )
         for s in repro.skipped:
             say(f"gatys.reproduce: {s}")
         if not jobs and "fig2" not in settings.figures:
             raise GatysError("nothing to run")
         say("gatys.reproduce: calibrating (a few steps at each size) ...")
-        painting = im.load_image(settings.images / "starry_night.jpg", max_side=1024, name="starry_night.jpg") \
-            if (settings.images / "starry_night.jpg").is_file() else repro.photo
+        painting = (
+            im.load_image(settings.images / "starry_night.jpg", max_side=1024, name="starry_night.jpg")
+            if (settings.images / "starry_night.jpg").is_file()
+            else repro.photo
+        )
         per_step = repro.estimate(jobs, painting) if jobs else {}
         est = sum(j.estimate for j in jobs)
         repro.data["calibration"] = per_step
         repro.data["estimate_s"] = est
-        say("gatys.reproduce: " + ("".join(f"{v:.3f} s per step at {k} px, " for k, v in per_step.items())
-                                   or "every run reused from --out, ")
-            + f"estimated total {_fmt_time(est)} (the measured losses and checks follow in report.md)")
+        say(
+            "gatys.reproduce: "
+            + (
+                "".join(f"{v:.3f} s per step at {k} px, " for k, v in per_step.items())
+                or "every run reused from --out, "
+            )
+            + f"estimated total {_fmt_time(est)} (the measured losses and checks follow in report.md)"
+        )
         start = time.perf_counter()
         progress = Progress(jobs, args.quiet)
         try:
@@ -1168,8 +1512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("gatys.reproduce: interrupted; the report holds the figures finished so far", file=sys.stderr)
         return 130
     failed = [c for c in repro.checks if not c.passed]
-    say(f"gatys.reproduce: done in {_fmt_time(repro.data['wall_s'])} (estimated {_fmt_time(est)}); "
-        f"{len(repro.checks) - len(failed)} of {len(repro.checks)} checks passed; report: {report}")
+    say(
+        f"gatys.reproduce: done in {_fmt_time(repro.data['wall_s'])} (estimated {_fmt_time(est)}); "
+        f"{len(repro.checks) - len(failed)} of {len(repro.checks)} checks passed; report: {report}"
+    )
     for c in failed:
         say(f"gatys.reproduce: check failed: [{c.figure}] {c.name}: {c.detail}")
     return 0

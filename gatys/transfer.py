@@ -24,6 +24,7 @@ from .errors import ConfigError, GatysError
 from .losses import content_loss, gram_matrix, style_layer_loss, tv_loss
 from .presets import PAPER_STYLE_LAYERS, Preset, get_preset
 from .vgg import VGGFeatures
+from .weights import pick_device
 
 
 @dataclasses.dataclass
@@ -93,16 +94,16 @@ def lbfgs(params: list[torch.Tensor], steps: int, history_size: int = 20) -> tor
     L-BFGS-B keeps 10 pairs; 100 would hold 2.5 GB at 1024 px (and converged no faster at 512 px, measured in
     benchmarks/README.md). No tolerances: the caller stops at its step budget.
     """
-    return torch.optim.LBFGS(params, lr=1.0, max_iter=steps, max_eval=steps + 25, history_size=history_size,
-                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-
-
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    from accelerate import PartialState  # imported lazily: `import gatys` stays light
-
-    return PartialState().device
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=steps,
+        max_eval=steps + 25,
+        history_size=history_size,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
 
 
 class _Stop(Exception):
@@ -141,7 +142,7 @@ class StyleTransfer:
     """
 
     def __init__(self, model: VGGFeatures, *, device: str | torch.device | None = None, weights_name: str = ""):
-        self.device = _pick_device(device)
+        self.device = pick_device(device)
         self.model = model.to(self.device)
         # channels_last lets oneDNN/cuDNN pick their fastest kernels for 3x3 convolutions.
         self.model.to(memory_format=torch.channels_last)
@@ -159,7 +160,7 @@ class StyleTransfer:
         local_files_only: bool = False,
         token: str | bool | None = None,
         device: str | torch.device | None = None,
-    ) -> "StyleTransfer":
+    ) -> StyleTransfer:
         """Load VGG weights (safetensors) from a folder or Hugging Face Hub repo.
 
         Args:
@@ -218,11 +219,28 @@ class StyleTransfer:
             A :class:`StylizeOutput` with ``image``, ``snapshots`` and ``losses``.
         """
         opts, content_img, style_imgs, blend, init_img = self.check_inputs(
-            content, style, preset=preset, style_weights=style_weights, init_image=init_image,
-            snapshot_every=snapshot_every, precision=precision, **overrides
+            content,
+            style,
+            preset=preset,
+            style_weights=style_weights,
+            init_image=init_image,
+            snapshot_every=snapshot_every,
+            precision=precision,
+            **overrides,
         )
-        return self._run(opts, content_img, style_imgs, blend, init_img, seed, callback, snapshot_every, progress,
-                         precision, mode="stylize")
+        return self._run(
+            opts,
+            content_img,
+            style_imgs,
+            blend,
+            init_img,
+            seed,
+            callback,
+            snapshot_every,
+            progress,
+            precision,
+            mode="stylize",
+        )
 
     def check_inputs(
         self,
@@ -287,7 +305,12 @@ class StyleTransfer:
         in PSNR with depth as the paper describes (37.9, 26.3, 13.6, 12.0, 11.5 dB for conv1_1..conv5_1).
         """
         opts = get_preset("paper").with_overrides(
-            name=f"content-{layer}", content_layers=(layer,), size=size, steps=steps, optimizer=optimizer, init="noise",
+            name=f"content-{layer}",
+            content_layers=(layer,),
+            size=size,
+            steps=steps,
+            optimizer=optimizer,
+            init="noise",
             learning_rate=learning_rate,
         )
         self._check_common(opts, snapshot_every, "fp32")
@@ -309,8 +332,12 @@ class StyleTransfer:
     ) -> StylizeOutput:
         """Fig. 1, style reconstructions: from white noise, minimise the style loss on ``layers`` only."""
         opts = get_preset("paper").with_overrides(
-            name=f"style-{layers[-1] if layers else ''}", style_layers=tuple(layers), size=size, steps=steps,
-            optimizer=optimizer, init="noise",
+            name=f"style-{layers[-1] if layers else ''}",
+            style_layers=tuple(layers),
+            size=size,
+            steps=steps,
+            optimizer=optimizer,
+            init="noise",
         )
         self._check_common(opts, snapshot_every, "fp32")
         img = im.load_image(image, max_side=size * 2, name="image")
@@ -355,7 +382,12 @@ class StyleTransfer:
 
     @torch.no_grad()
     def _targets(
-        self, opts: Preset, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float], mode: str,
+        self,
+        opts: Preset,
+        content: torch.Tensor,
+        styles: list[torch.Tensor],
+        blend: list[float],
+        mode: str,
         content_scale: float = 1.0,
     ) -> _Targets:
         use_content = mode in ("stylize", "content")
@@ -380,8 +412,15 @@ class StyleTransfer:
         # content_scale: see _run (coarse scales of a multi-scale run weigh the pixel sums as at the final size).
         alpha = opts.alpha_beta * self.model.config.alpha_beta_scale * content_scale if use_style else 1.0
         content_weights = {name: 1.0 / len(c_layers) for name in c_layers}
-        return _Targets(targets, content_weights, grams, {n: w for n, w in s_weights.items()}, alpha,
-                        opts.tv_weight * content_scale if use_style else 0.0, opts.pooling)
+        return _Targets(
+            targets,
+            content_weights,
+            grams,
+            {n: w for n, w in s_weights.items()},
+            alpha,
+            opts.tv_weight * content_scale if use_style else 0.0,
+            opts.pooling,
+        )
 
     def _losses(self, x: torch.Tensor, t: _Targets, autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The total loss (for backward) and its parts, stacked so that reading them is one device sync.
@@ -411,8 +450,14 @@ class StyleTransfer:
             parts = torch.stack([loss, lc, ls, ltv])
         return loss, parts
 
-    def _init(self, opts: Preset, content: torch.Tensor, style: torch.Tensor | None, init_img: Image.Image | None,
-              seed: int | None) -> torch.Tensor:
+    def _init(
+        self,
+        opts: Preset,
+        content: torch.Tensor,
+        style: torch.Tensor | None,
+        init_img: Image.Image | None,
+        seed: int | None,
+    ) -> torch.Tensor:
         _, _, h, w = content.shape
         if init_img is not None:
             x = im.to_tensor(init_img.resize((w, h), Image.Resampling.LANCZOS)).to(self.device)
@@ -427,9 +472,20 @@ class StyleTransfer:
             x = im.luminance(x)
         return x
 
-    def _run(self, opts: Preset, content_img: Image.Image, style_imgs: list[Image.Image], blend: list[float],
-             init_img: Image.Image | None, seed: int | None, callback: Callback | None, snapshot_every: int,
-             progress: bool, precision: str, mode: str) -> StylizeOutput:
+    def _run(
+        self,
+        opts: Preset,
+        content_img: Image.Image,
+        style_imgs: list[Image.Image],
+        blend: list[float],
+        init_img: Image.Image | None,
+        seed: int | None,
+        callback: Callback | None,
+        snapshot_every: int,
+        progress: bool,
+        precision: str,
+        mode: str,
+    ) -> StylizeOutput:
         sizes, steps = opts.scale_sizes(), opts.scale_steps()
         total = sum(steps)
         history: list[StepInfo] = []
@@ -494,8 +550,17 @@ class StyleTransfer:
                     if record["loss"] < best["loss"]:
                         best["loss"] = record["loss"]
                         best["x"].copy_(x.detach())
-                    info = StepInfo(step, total, record["loss"], record["content"], record["style"], record["tv"],
-                                    scale, (w, h), time.perf_counter() - start)
+                    info = StepInfo(
+                        step,
+                        total,
+                        record["loss"],
+                        record["content"],
+                        record["style"],
+                        record["tv"],
+                        scale,
+                        (w, h),
+                        time.perf_counter() - start,
+                    )
                     history.append(info)
                     if bar is not None:
                         bar.update(1)

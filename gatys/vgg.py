@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +107,7 @@ class VGGConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VGGConfig":
+    def from_dict(cls, d: dict[str, Any]) -> VGGConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         for key in ("mean", "std"):
@@ -116,7 +116,7 @@ class VGGConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "VGGConfig":
+    def from_json(cls, path: str | Path) -> VGGConfig:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -129,19 +129,48 @@ class VGGConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
+class ConvLayer(NamedTuple):
+    """One convolution of a VGG network, as :func:`walk` yields it."""
+
+    name: str  # convX_Y
+    block: int  # X, from 1
+    in_channels: int
+    out_channels: int
+
+
+def walk(architecture_or_channels: str | Sequence[Sequence[int]]) -> Iterator[ConvLayer]:
+    """Every convolution in forward order: ``conv1_1 (block 1, 3 -> 64)``, ``conv1_2`` … .
+
+    The one place that knows VGG's layout: layer names, converters and the network itself walk it here.
+
+    Args:
+        architecture_or_channels: ``"vgg16"``/``"vgg19"``, or output channels per convolution per block
+            (a :attr:`VGGConfig.channels`, e.g. a narrow test network).
+    """
+    if isinstance(architecture_or_channels, str):
+        if architecture_or_channels not in ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {architecture_or_channels!r}; valid: {', '.join(ARCHITECTURES)}")
+        architecture_or_channels = ARCHITECTURES[architecture_or_channels]
+    in_ch = 3
+    for b, block in enumerate(architecture_or_channels, start=1):
+        for i, out_ch in enumerate(block, start=1):
+            yield ConvLayer(f"conv{b}_{i}", b, in_ch, int(out_ch))
+            in_ch = int(out_ch)
+
+
 def conv_layer_names(architecture: str) -> list[str]:
     """``['conv1_1', 'conv1_2', 'conv2_1', …]`` for an architecture."""
-    if architecture not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}")
-    return [f"conv{b + 1}_{i + 1}" for b, block in enumerate(ARCHITECTURES[architecture]) for i in range(len(block))]
+    return [layer.name for layer in walk(architecture)]
 
 
 def layer_names(architecture: str) -> list[str]:
-    """Every feature name in forward order: convX_Y (rectified) and poolX."""
-    names = []
-    for b, block in enumerate(ARCHITECTURES[architecture]):
-        names += [f"conv{b + 1}_{i + 1}" for i in range(len(block))]
-        names.append(f"pool{b + 1}")
+    """Every feature name in forward order: convX_Y (rectified) and poolX after each block."""
+    names: list[str] = []
+    layers = list(walk(architecture))
+    for k, layer in enumerate(layers):
+        names.append(layer.name)
+        if k + 1 == len(layers) or layers[k + 1].block != layer.block:
+            names.append(f"pool{layer.block}")
     return names
 
 
@@ -153,12 +182,14 @@ def torchvision_key_map(architecture: str) -> dict[str, str]:
     """
     mapping = {}
     index = 0
-    for b, block in enumerate(ARCHITECTURES[architecture]):
-        for i in range(len(block)):
-            for p in ("weight", "bias"):
-                mapping[f"features.{index}.{p}"] = f"conv{b + 1}_{i + 1}.{p}"
-            index += 2  # conv, relu
-        index += 1  # pool
+    block = 1
+    for layer in walk(architecture):
+        if layer.block != block:
+            index += 1  # the previous block's pool
+            block = layer.block
+        for p in ("weight", "bias"):
+            mapping[f"features.{index}.{p}"] = f"{layer.name}.{p}"
+        index += 2  # conv, relu
     return mapping
 
 
@@ -182,13 +213,9 @@ class VGGFeatures(nn.Module):
             raise ConfigError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
         # Convolutions are attributes named conv1_1 …, so state_dict keys are "conv1_1.weight" etc.
         self.conv_names: list[str] = []
-        in_ch = 3
-        for b, block in enumerate(config.channels):
-            for i, out_ch in enumerate(block):
-                name = f"conv{b + 1}_{i + 1}"
-                self.add_module(name, nn.Conv2d(in_ch, out_ch, 3, padding=1))
-                self.conv_names.append(name)
-                in_ch = out_ch
+        for layer in walk(config.channels):
+            self.add_module(layer.name, nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1))
+            self.conv_names.append(layer.name)
         self._order = layer_names(config.architecture)
         # The input convention as one per-channel affine map (after reordering to BGR if needed).
         std = torch.tensor(config.std)
@@ -267,7 +294,7 @@ class VGGFeatures(nn.Module):
     # -- construction ------------------------------------------------------------------------------------
 
     @classmethod
-    def random(cls, config: VGGConfig | None = None, seed: int = 0, **config_kwargs: Any) -> "VGGFeatures":
+    def random(cls, config: VGGConfig | None = None, seed: int = 0, **config_kwargs: Any) -> VGGFeatures:
         """A seeded, randomly initialised network (for tests and benchmarks)."""
         config = config or VGGConfig(**config_kwargs)
         gen = torch.Generator().manual_seed(seed)

@@ -19,6 +19,7 @@ Which weights are used when none are named (:func:`default_weights`):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -146,7 +147,8 @@ def _hub_call(fn: Any, repo_id: str, filename: str, where: str, **kwargs: Any) -
     # GatedRepoError subclasses RepositoryNotFoundError: it must come first.
     except GatedRepoError as e:
         raise WeightsError(
-            f"Hub repo {repo_id} is gated: accept its terms on the Hub, then log in with 'hf auth login' or set HF_TOKEN"
+            f"Hub repo {repo_id} is gated: accept its terms on the Hub, "
+            "then log in with 'hf auth login' or set HF_TOKEN"
         ) from e
     except RepositoryNotFoundError as e:
         raise WeightsError(
@@ -166,7 +168,8 @@ def _hub_call(fn: Any, repo_id: str, filename: str, where: str, **kwargs: Any) -
             ) from e
         raise WeightsError(
             f"cannot reach the Hub ({constants.ENDPOINT}) for {filename} of {where} and it is not in the cache: "
-            "no network? Connect once (check HF_ENDPOINT and proxies), or use the offline default made by 'bash setup.sh'"
+            "no network? Connect once (check HF_ENDPOINT and proxies), "
+            "or use the offline default made by 'bash setup.sh'"
         ) from e
     # Before HfHubHTTPError: the remote "entry not found" error is both.
     except EntryNotFoundError as e:
@@ -203,10 +206,8 @@ def _verify_download(path: Path, where: str) -> None:
             h.update(chunk)
     if h.hexdigest() != blob.name:
         for p in (path, blob):  # drop the bad copy so the next attempt downloads again
-            try:
+            with contextlib.suppress(OSError):
                 p.unlink()
-            except OSError:
-                pass
         raise WeightsError(
             f"{where}: the downloaded {path.name} does not match its SHA-256 ({blob.name[:12]}…, got "
             f"{h.hexdigest()[:12]}…); the transfer was corrupted and the copy was removed from the cache: try again"
@@ -245,20 +246,30 @@ def _read_state(f: Any, keys: list[str], config: VGGConfig, timm_layout: bool, w
     if not (timm_layout or any(k.startswith("features.") for k in keys)):
         return {k: f.get_tensor(k) for k in keys}
     key_map = torchvision_key_map(config.architecture)
-    absent = sorted(set(key_map) - set(keys), key=_natural)
+    absent = sorted(set(key_map) - set(keys), key=natural_key)
     if absent:
         raise WeightsError(
             f"{where}: model.safetensors lacks {', '.join(absent[:4])}; not a {config.display_name} checkpoint"
         )
-    stray = sorted((k for k in keys if k not in key_map and not k.startswith(CLASSIFIER_PREFIXES)), key=_natural)
+    stray = sorted((k for k in keys if k not in key_map and not k.startswith(CLASSIFIER_PREFIXES)), key=natural_key)
     if stray:
         bn = " (batch-norm statistics: a *_bn VGG, not supported)" if any("running_" in k for k in stray) else ""
         raise WeightsError(f"{where}: model.safetensors has unexpected tensors {', '.join(stray[:4])}{bn}")
     return {new: f.get_tensor(old) for old, new in key_map.items()}  # the classifier is never read
 
 
-def _natural(key: str) -> list[Any]:
+def natural_key(key: str) -> list[Any]:
+    """Sort key that orders ``conv2_1`` before ``conv10_1`` and ``features.2`` before ``features.10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else the one accelerate picks (a GPU when there is one, else the CPU)."""
+    if device is not None:
+        return torch.device(device)
+    from accelerate import PartialState  # imported lazily: `import gatys` stays light
+
+    return PartialState().device
 
 
 def load_vgg(

@@ -46,7 +46,9 @@ def hub_license(config: VGGConfig) -> str:
     return words[0] if words and words[0] in HUB_LICENSES else "other"
 
 
-def model_card(config: VGGConfig, repo_id: str | None = None, *, dtype: str = "fp32", command: str | None = None) -> str:
+def model_card(
+    config: VGGConfig, repo_id: str | None = None, *, dtype: str = "fp32", command: str | None = None
+) -> str:
     """README.md for a weights folder: YAML metadata, usage, input convention, provenance, citations.
 
     Args:

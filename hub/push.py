@@ -19,7 +19,9 @@ from hub.card import PLACEHOLDER_REPO
 
 #: What a weights folder publishes; anything else in the folder stays local.
 FILES = ("README.md", "config.json", "model.safetensors")
-LOGIN_HINT = "no Hugging Face token found: log in with 'hf auth login' (or set HF_TOKEN) using a token with write access"
+LOGIN_HINT = (
+    "no Hugging Face token found: log in with 'hf auth login' (or set HF_TOKEN) using a token with write access"
+)
 
 
 def repo_id_problem(repo_id: str) -> str | None:
@@ -61,13 +63,22 @@ def plan(folder: Path, repo_id: str, revision: str, private: bool, endpoint: str
     if others:
         lines.append(f"  not uploaded: {', '.join(others)}")
     if PLACEHOLDER_REPO in (folder / "README.md").read_text(encoding="utf-8"):
-        lines.append(f"  note: the model card's example still says {PLACEHOLDER_REPO}; "
-                     f"convert again with --repo-id {repo_id} to name this repo")
+        lines.append(
+            f"  note: the model card's example still says {PLACEHOLDER_REPO}; "
+            f"convert again with --repo-id {repo_id} to name this repo"
+        )
     return "\n".join(lines)
 
 
-def push(folder: Path, repo_id: str, *, token: str, revision: str = "main", private: bool = False,
-         commit_message: str | None = None) -> str:
+def push(
+    folder: Path,
+    repo_id: str,
+    *,
+    token: str,
+    revision: str = "main",
+    private: bool = False,
+    commit_message: str | None = None,
+) -> str:
     """Create the repo (if needed) and the branch (if needed), upload the folder in one commit; return its URL."""
     from huggingface_hub import HfApi
 
@@ -77,7 +88,10 @@ def push(folder: Path, repo_id: str, *, token: str, revision: str = "main", priv
     if revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
     info = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="model", revision=revision,
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        revision=revision,
         allow_patterns=[f.name for f in files],
         commit_message=commit_message or f"Upload {', '.join(f.name for f in files)} (gatys hub.push)",
     )
@@ -88,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hub.push", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a folder made by 'python -m hub.convert'")
     parser.add_argument("--repo-id", required=True, help="NAMESPACE/NAME on the Hub")
-    parser.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
-    parser.add_argument("--revision", default="main", metavar="BRANCH", help="branch to commit to (created if absent) [main]")
+    parser.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)"
+    )
+    parser.add_argument(
+        "--revision", default="main", metavar="BRANCH", help="branch to commit to (created if absent) [main]"
+    )
     parser.add_argument("--commit-message", help="commit message")
     parser.add_argument("--dry-run", action="store_true", help="print what would be uploaded where; needs no token")
     args = parser.parse_args(argv)
@@ -102,15 +120,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.dry_run:
-            print(f"dry run: nothing is uploaded\n{plan(args.folder, args.repo_id, args.revision, args.private, constants.ENDPOINT)}")
+            summary = plan(args.folder, args.repo_id, args.revision, args.private, constants.ENDPOINT)
+            print(f"dry run: nothing is uploaded\n{summary}")
             return 0
         token = get_token()
         if not token:
             print(f"error: {LOGIN_HINT}", file=sys.stderr)
             return 2
         print(plan(args.folder, args.repo_id, args.revision, args.private, constants.ENDPOINT))
-        url = push(args.folder, args.repo_id, token=token, revision=args.revision, private=args.private,
-                   commit_message=args.commit_message)
+        url = push(
+            args.folder,
+            args.repo_id,
+            token=token,
+            revision=args.revision,
+            private=args.private,
+            commit_message=args.commit_message,
+        )
     except GatysError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

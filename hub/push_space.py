@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo-id", required=True, help="NAMESPACE/NAME of the Space on the Hub")
     parser.add_argument("--dry-run", action="store_true", help="write the Space folder and list it; upload nothing")
     parser.add_argument("--out", type=Path, help=f"where --dry-run writes the folder [{DEFAULT_OUT.relative_to(ROOT)}]")
-    parser.add_argument("--private", action="store_true", help="create the Space private (an existing one keeps its visibility)")
+    parser.add_argument(
+        "--private", action="store_true", help="create the Space private (an existing one keeps its visibility)"
+    )
     parser.add_argument("--no-examples", action="store_true", help="leave the example images out")
     parser.add_argument("--commit-message", help="commit message")
     args = parser.parse_args(argv)
@@ -94,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             api.create_repo(args.repo_id, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True)
             info = api.upload_folder(
-                folder_path=str(out), repo_id=args.repo_id, repo_type="space",
+                folder_path=str(out),
+                repo_id=args.repo_id,
+                repo_type="space",
                 # Files this build no longer has (a removed module, say) are deleted from the Space.
                 delete_patterns=["*.py", "gatys/*", "examples/*"],
                 commit_message=args.commit_message or "Update the Space (gatys hub.push_space)",

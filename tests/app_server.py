@@ -39,19 +39,27 @@ def app_env(weights: str | os.PathLike, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve(weights: str | os.PathLike, log: Path, *, cwd: Path = ROOT, python: str = sys.executable,
-          **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve(
+    weights: str | os.PathLike, log: Path, *, cwd: Path = ROOT, python: str = sys.executable, **env: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run ``python app.py`` from ``cwd`` until the page answers; yield (url, process); stop it afterwards."""
     port = free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([python, "app.py"], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                env=app_env(weights, GRADIO_SERVER_PORT=str(port), **env))
+        proc = subprocess.Popen(
+            [python, "app.py"],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=app_env(weights, GRADIO_SERVER_PORT=str(port), **env),
+        )
         url = f"http://127.0.0.1:{port}/"
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+                    raise RuntimeError(
+                        f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+                    )
                 try:
                     with urllib.request.urlopen(url, timeout=5) as r:
                         if r.status == 200:
@@ -102,6 +110,7 @@ def wait_idle(pid: int, *, within: float, threshold: float = 0.1, window: float 
 def tiny_weights(folder: Path) -> Path:
     """The conftest's tiny seeded VGG-16 as a weights folder (for servers shared by a module's tests)."""
     from conftest import tiny_config
+
     from gatys.vgg import VGGFeatures
     from hub.convert import save_pretrained
 

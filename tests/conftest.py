@@ -89,7 +89,9 @@ def hed_weights():
     from gatys.weights import default_local_dir
 
     d = Path(os.environ.get("GATYS_TEST_WEIGHTS", default_local_dir()))
-    need((d / "model.safetensors").is_file(), f"offline default weights not found at {d}; run 'bash setup.sh --no-demo'")
+    need(
+        (d / "model.safetensors").is_file(), f"offline default weights not found at {d}; run 'bash setup.sh --no-demo'"
+    )
     return d
 
 

@@ -7,10 +7,9 @@ import shutil
 import time
 
 import pytest
-from PIL import Image
-
 from app_server import cpu_use, serve, tiny_weights, wait_idle
 from conftest import ROOT, make_image
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,14 @@ def client(server):
 def test_stylize_streams_a_gallery(client, images):
     from gradio_client import handle_file
 
-    job = client.submit(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
-                        size=64, steps=20, snapshot_every=5, api_name="/stylize")
+    job = client.submit(
+        content=handle_file(images / "content.png"),
+        style=handle_file(images / "style.jpg"),
+        size=64,
+        steps=20,
+        snapshot_every=5,
+        api_name="/stylize",
+    )
     gallery, status, final = job.result(timeout=300)
     items = gallery["value"] if isinstance(gallery, dict) else gallery
     assert len(items) == 4, items  # steps 5, 10, 15, 20
@@ -66,10 +71,24 @@ def test_two_styles_and_settings(client, images):
     from gradio_client import handle_file
 
     gallery, status, final = client.predict(
-        content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"), style_weight=2,
-        style_2=handle_file(images / "style2.png"), style_2_weight=1, preset="fig3-B-1e-4", size=64, steps=4,
-        init="noise", seed=3, preserve_colors=True, style_scale=0.5, tv_weight=1.0, snapshot_every=2,
-        alpha_beta_log10=-4, style_layers=["conv1_1", "conv2_1"], scales=1, api_name="/stylize",
+        content=handle_file(images / "content.png"),
+        style=handle_file(images / "style.jpg"),
+        style_weight=2,
+        style_2=handle_file(images / "style2.png"),
+        style_2_weight=1,
+        preset="fig3-B-1e-4",
+        size=64,
+        steps=4,
+        init="noise",
+        seed=3,
+        preserve_colors=True,
+        style_scale=0.5,
+        tv_weight=1.0,
+        snapshot_every=2,
+        alpha_beta_log10=-4,
+        style_layers=["conv1_1", "conv2_1"],
+        scales=1,
+        api_name="/stylize",
     )
     assert len(gallery["value"]) == 2 and status.startswith("**Done**")
     assert "fig3-B-1e-4+custom" in status  # changed fields override the preset, which keeps its name
@@ -103,9 +122,13 @@ def test_user_mistakes_get_plain_messages(client, images, kwargs, message):
 def test_fig1_reconstructions(client, images):
     from gradio_client import handle_file
 
-    contents, styles, status = client.predict(content=handle_file(images / "content.png"),
-                                              style=handle_file(images / "style.jpg"), size=64, steps=2,
-                                              api_name="/reconstruct")
+    contents, styles, status = client.predict(
+        content=handle_file(images / "content.png"),
+        style=handle_file(images / "style.jpg"),
+        size=64,
+        steps=2,
+        api_name="/reconstruct",
+    )
     assert [it["caption"] for it in contents] == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     assert [it["caption"] for it in styles] == ["conv1_1", "+ conv2_1", "+ conv3_1", "+ conv4_1", "+ conv5_1"]
     assert len(styles) == 5 and status.startswith("**Done**")
@@ -114,7 +137,8 @@ def test_fig1_reconstructions(client, images):
 @pytest.mark.slow
 def test_preset_fills_the_advanced_fields(client):
     alpha, steps, size, scales, layers, init, preserve, style_scale, tv, info = client.predict(
-        "paper-1e-4", api_name="/preset_settings")
+        "paper-1e-4", api_name="/preset_settings"
+    )
     assert (alpha, steps, size, scales, init) == (-4, 500, 512, 1, "noise")
     assert "Fig. 2 E-F" in info and "Expected time" in info
     assert client.predict("fig3-A-1e-2", api_name="/preset_settings")[4] == ["conv1_1"]
@@ -126,11 +150,25 @@ def test_preset_as_the_page_runs_it(client, images):
     """The README's recipe: forwarding /preset_settings into /stylize runs the preset itself (no overrides)."""
     from gradio_client import handle_file
 
-    names = ["alpha_beta_log10", "steps", "size", "scales", "style_layers", "init", "preserve_colors",
-             "style_scale", "tv_weight"]
+    names = [
+        "alpha_beta_log10",
+        "steps",
+        "size",
+        "scales",
+        "style_layers",
+        "init",
+        "preserve_colors",
+        "style_scale",
+        "tv_weight",
+    ]
     fields = dict(zip(names, client.predict("preview", api_name="/preset_settings")))
-    _, status, _ = client.predict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
-                                  preset="preview", **fields, api_name="/stylize")
+    _, status, _ = client.predict(
+        content=handle_file(images / "content.png"),
+        style=handle_file(images / "style.jpg"),
+        preset="preview",
+        **fields,
+        api_name="/stylize",
+    )
     assert status.startswith("**Done**") and "settings `preview`" in status and "150 steps" in status, status
 
 
@@ -139,8 +177,14 @@ def test_cancel_stops_the_work(client, server, images):
     """A cancelled API job (like a closed tab) stops the optimisation: the server's CPU use drops to idle."""
     from gradio_client import handle_file
 
-    job = client.submit(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
-                        size=128, steps=2000, snapshot_every=1, api_name="/stylize")
+    job = client.submit(
+        content=handle_file(images / "content.png"),
+        style=handle_file(images / "style.jpg"),
+        size=128,
+        steps=2000,
+        snapshot_every=1,
+        api_name="/stylize",
+    )
     deadline = time.monotonic() + 120
     while len(job.outputs()) < 2:
         assert time.monotonic() < deadline, "no snapshot within 120 s"
@@ -152,8 +196,13 @@ def test_cancel_stops_the_work(client, server, images):
     # showed a steady 0.13-0.17 cores (Gradio's own work after the cancel) against 1.5 while optimising.
     wait_idle(server[1].pid, within=10, threshold=min(0.3, busy / 4))
     # The worker is free at once: a new run starts and finishes.
-    _, status, _ = client.predict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"),
-                                  size=64, steps=2, api_name="/stylize")
+    _, status, _ = client.predict(
+        content=handle_file(images / "content.png"),
+        style=handle_file(images / "style.jpg"),
+        size=64,
+        steps=2,
+        api_name="/stylize",
+    )
     assert status.startswith("**Done**")
 
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from app_server import cpu_use, serve, wait_idle
 from conftest import SHARED_IMAGES, need
 
@@ -29,7 +28,10 @@ def server(tmp_path_factory):
     from gatys.weights import default_local_dir
 
     weights = Path(os.environ.get("GATYS_TEST_WEIGHTS", default_local_dir()))
-    need((weights / "model.safetensors").is_file(), f"offline default weights not found at {weights}; run 'bash setup.sh'")
+    need(
+        (weights / "model.safetensors").is_file(),
+        f"offline default weights not found at {weights}; run 'bash setup.sh'",
+    )
     need(CONTENT.is_file() and STYLE.is_file(), f"{SHARED_IMAGES} is absent (it exists beside the checkout in CI)")
     with serve(weights, tmp_path_factory.mktemp("server") / "server.log") as (url, proc):
         yield url, proc

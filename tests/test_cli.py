@@ -6,13 +6,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+from conftest import ROOT, make_image
 from PIL import Image
 
 from gatys.cli import build_parser, main
-
-from conftest import ROOT, make_image
 
 
 @pytest.fixture
@@ -40,8 +38,9 @@ def test_cli_writes_output_and_snapshots(images, tmp_path, capsys):
 
 
 def test_cli_options_derived_from_library():
-    from gatys.presets import Preset
     import dataclasses
+
+    from gatys.presets import Preset
 
     parser = build_parser()
     flags = {a for action in parser._actions for a in action.option_strings}
@@ -54,9 +53,35 @@ def test_cli_options_derived_from_library():
 def test_cli_multiple_styles_and_options(images, tmp_path):
     c, s = images
     out = tmp_path / "o.jpg"
-    rc = main([str(c), str(s), str(c), "-o", str(out), "--size", "32", "--steps", "2", "--style-weights", "2,1",
-               "--preserve-colors", "--init", "content", "--optimizer", "adam", "--tv-weight", "1", "-q",
-               "--style-layers", "conv1_1,conv2_1", "--alpha-beta", "1e-4", "--seed", "5"])
+    rc = main(
+        [
+            str(c),
+            str(s),
+            str(c),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--style-weights",
+            "2,1",
+            "--preserve-colors",
+            "--init",
+            "content",
+            "--optimizer",
+            "adam",
+            "--tv-weight",
+            "1",
+            "-q",
+            "--style-layers",
+            "conv1_1,conv2_1",
+            "--alpha-beta",
+            "1e-4",
+            "--seed",
+            "5",
+        ]
+    )
     assert rc == 0 and Image.open(out).size == (32, 27)
 
 
@@ -119,13 +144,21 @@ def test_console_script_and_module_entry(images, tmp_path, tiny_weights_dir):
     c, s = images
     out = tmp_path / "m.png"
     env = dict(os.environ, GATYS_WEIGHTS=str(tiny_weights_dir))
-    r = subprocess.run([sys.executable, "-m", "gatys", str(c), str(s), "-o", str(out), "--size", "32", "--steps", "2"],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "gatys", str(c), str(s), "-o", str(out), "--size", "32", "--steps", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert out.is_file()
 
 
 def test_import_is_light():
-    code = "import sys, gatys; bad = [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'gradio')]; print(bad)"
+    code = (
+        "import sys, gatys; bad = [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'gradio')]; print(bad)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

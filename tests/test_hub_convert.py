@@ -17,13 +17,12 @@ import threading
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import need
 from torch import nn
 
 from gatys import StyleTransfer
 from gatys.errors import WeightsError
 from hub import convert as hc
-
-from conftest import need
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -69,9 +68,12 @@ def shapes_only(shape: tuple[int, ...]) -> torch.Tensor:
 
 def classifier(first: int, second: int) -> dict[str, torch.Tensor]:
     return {
-        f"classifier.{first}.weight": shapes_only((4096, 25088)), f"classifier.{first}.bias": shapes_only((4096,)),
-        f"classifier.{second}.weight": shapes_only((4096, 4096)), f"classifier.{second}.bias": shapes_only((4096,)),
-        "classifier.6.weight": shapes_only((1000, 4096)), "classifier.6.bias": shapes_only((1000,)),
+        f"classifier.{first}.weight": shapes_only((4096, 25088)),
+        f"classifier.{first}.bias": shapes_only((4096,)),
+        f"classifier.{second}.weight": shapes_only((4096, 4096)),
+        f"classifier.{second}.bias": shapes_only((4096,)),
+        "classifier.6.weight": shapes_only((1000, 4096)),
+        "classifier.6.bias": shapes_only((1000,)),
     }
 
 
@@ -105,7 +107,7 @@ def torchvision_forward(state: dict[str, torch.Tensor], arch: str, x: torch.Tens
             layers += [nn.Conv2d(in_ch, v, 3, padding=1), nn.ReLU()]
             in_ch = v
     seq = nn.Sequential(*layers)
-    seq.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}, strict=True)
+    seq.load_state_dict({k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}, strict=True)
     out, h = {}, x
     wanted = {i: name for name, i in TV_RELU[arch].items()}
     with torch.no_grad():
@@ -209,12 +211,25 @@ def test_conversion_gives_the_checkpoints_own_features(case, tmp_path, capsys):
 def test_fp16_conversion(tmp_path):
     torch.save(torchvision_checkpoint("vgg16"), tmp_path / "vgg16.pth")
     for dtype in ("fp32", "fp16"):
-        assert hc.main(["torchvision-vgg16", "--checkpoint", str(tmp_path / "vgg16.pth"), "--dtype", dtype,
-                        "--out", str(tmp_path / dtype), "-q"]) == 0
+        assert (
+            hc.main(
+                [
+                    "torchvision-vgg16",
+                    "--checkpoint",
+                    str(tmp_path / "vgg16.pth"),
+                    "--dtype",
+                    dtype,
+                    "--out",
+                    str(tmp_path / dtype),
+                    "-q",
+                ]
+            )
+            == 0
+        )
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "fp16" / "model.safetensors"), framework="pt") as f:
-        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+        assert {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__) == {torch.float16}
     sizes = {d: (tmp_path / d / "model.safetensors").stat().st_size for d in ("fp32", "fp16")}
     assert sizes["fp16"] < 0.51 * sizes["fp32"]
     assert "float16" in (tmp_path / "fp16" / "README.md").read_text()
@@ -246,7 +261,7 @@ def shaped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: shapes_only(tuple(v.shape)) for k, v in state.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shapes_of(arch: str) -> dict[str, tuple[int, ...]]:
     shapes, index, in_ch = {}, 0, 3
     for v in CFG[arch]:
@@ -275,22 +290,50 @@ def test_map_state_accepts_each_layout_and_drops_only_known_tensors():
 @pytest.mark.parametrize(
     "state, source, message",
     [
-        (lambda: tv_shapes("vgg16"), "torchvision-vgg19",
-         r"missing features\.16\..*looks like a VGG-16 \(torchvision\) checkpoint: convert it as 'torchvision-vgg16'"),
+        (
+            lambda: tv_shapes("vgg16"),
+            "torchvision-vgg19",
+            r"missing features\.16\..*looks like a VGG-16 \(torchvision\) checkpoint: "
+            r"convert it as 'torchvision-vgg16'",
+        ),
         (lambda: tv_shapes("vgg19"), "torchvision-vgg16", r"missing features\.17\..*'torchvision-vgg19'"),
-        (lambda: tv_shapes("vgg19", 1, 4), "torchvision-vgg19", r"unexpected tensors classifier\.1\.bias.*'caffe-vgg19'"),
+        (
+            lambda: tv_shapes("vgg19", 1, 4),
+            "torchvision-vgg19",
+            r"unexpected tensors classifier\.1\.bias.*'caffe-vgg19'",
+        ),
         (lambda: tv_shapes("vgg19"), "normalised-vgg19", r"missing conv1_1\.bias.*'torchvision-vgg19'"),
-        (lambda: {**tv_shapes("vgg19"), "features.0.weight": shapes_only((64, 3, 5, 5))}, "torchvision-vgg19",
-         r"features\.0\.weight has shape \(64, 3, 5, 5\), expected \(64, 3, 3, 3\) for conv1_1\.weight of VGG-19"),
-        (lambda: {**tv_shapes("vgg19"), "classifier.6.weight": shapes_only((10, 4096))}, "torchvision-vgg19",
-         r"classifier\.6\.weight has shape \(10, 4096\), expected \(1000, 4096\)"),
-        (lambda: {**tv_shapes("vgg19"), "features.1.running_mean": shapes_only((64,))}, "torchvision-vgg19",
-         r"unexpected tensors features\.1\.running_mean.*batch-norm"),
-        (lambda: {k: v for k, v in tv_shapes("vgg19").items() if k != "features.34.bias"}, "torchvision-vgg19",
-         r"missing features\.34\.bias; the file is truncated"),
+        (
+            lambda: {**tv_shapes("vgg19"), "features.0.weight": shapes_only((64, 3, 5, 5))},
+            "torchvision-vgg19",
+            r"features\.0\.weight has shape \(64, 3, 5, 5\), expected \(64, 3, 3, 3\) for conv1_1\.weight of VGG-19",
+        ),
+        (
+            lambda: {**tv_shapes("vgg19"), "classifier.6.weight": shapes_only((10, 4096))},
+            "torchvision-vgg19",
+            r"classifier\.6\.weight has shape \(10, 4096\), expected \(1000, 4096\)",
+        ),
+        (
+            lambda: {**tv_shapes("vgg19"), "features.1.running_mean": shapes_only((64,))},
+            "torchvision-vgg19",
+            r"unexpected tensors features\.1\.running_mean.*batch-norm",
+        ),
+        (
+            lambda: {k: v for k, v in tv_shapes("vgg19").items() if k != "features.34.bias"},
+            "torchvision-vgg19",
+            r"missing features\.34\.bias; the file is truncated",
+        ),
     ],
-    ids=["vgg16-as-vgg19", "vgg19-as-vgg16", "caffe-as-torchvision", "torchvision-as-normalised", "conv-shape",
-         "classifier-shape", "batchnorm", "missing-tensor"],
+    ids=[
+        "vgg16-as-vgg19",
+        "vgg19-as-vgg16",
+        "caffe-as-torchvision",
+        "torchvision-as-normalised",
+        "conv-shape",
+        "classifier-shape",
+        "batchnorm",
+        "missing-tensor",
+    ],
 )
 def test_wrong_checkpoints_fail_with_one_clear_line(state, source, message):
     with pytest.raises(WeightsError, match=message) as info:
@@ -372,8 +415,11 @@ def test_url_download_checks_the_hash_in_its_name(file_server, tmp_path, monkeyp
     with pytest.raises(WeightsError, match="cannot download .*: HTTP 404"):
         hc.fetch_checkpoint(f"{url}/absent-12345678.pth", progress=False)
     # The CLI's default checkpoint is the published URL, checked the same way.
-    monkeypatch.setitem(hc.SOURCES, "torchvision-vgg16",
-                        hc.dataclasses.replace(hc.SOURCES["torchvision-vgg16"], url=f"{url}/vgg16-397923af.pth"))
+    monkeypatch.setitem(
+        hc.SOURCES,
+        "torchvision-vgg16",
+        hc.dataclasses.replace(hc.SOURCES["torchvision-vgg16"], url=f"{url}/vgg16-397923af.pth"),
+    )
     assert hc.main(["torchvision-vgg16", "--out", str(tmp_path / "out"), "-q"]) == 2
     assert "does not start with the published 397923af" in capsys.readouterr().err
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -71,18 +70,24 @@ def test_dry_run_lists_files_and_target_without_a_token(tiny_weights_dir, no_tok
 def test_no_token_fails_with_one_line_saying_how_to_log_in(tiny_weights_dir, tmp_path):
     """Through `python -m hub.push`, with HF_HOME empty and no HF_TOKEN."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE"))}
-    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
-               PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "hub.push", str(tiny_weights_dir), "--repo-id", "someone/vgg-tiny"],
-                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(ROOT))
+    r = subprocess.run(
+        [sys.executable, "-m", "hub.push", str(tiny_weights_dir), "--repo-id", "someone/vgg-tiny"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: no Hugging Face token found")
     assert "hf auth login" in r.stderr and "HF_TOKEN" in r.stderr
 
 
-def test_push_creates_repo_branch_and_uploads_only_the_weights_files(tiny_weights_dir, recording_api, monkeypatch,
-                                                                     capsys):
+def test_push_creates_repo_branch_and_uploads_only_the_weights_files(
+    tiny_weights_dir, recording_api, monkeypatch, capsys
+):
     from hub.push import main
 
     secret = "hf_" + "s3cr3t" * 6
@@ -95,7 +100,12 @@ def test_push_creates_repo_branch_and_uploads_only_the_weights_files(tiny_weight
     assert names == ["init", "create_repo", "create_branch", "upload_folder"]
     calls = dict(recording_api.calls)
     assert calls["init"]["token"] == secret
-    assert calls["create_repo"] == {"repo_id": "someone/vgg-tiny", "repo_type": "model", "private": True, "exist_ok": True}
+    assert calls["create_repo"] == {
+        "repo_id": "someone/vgg-tiny",
+        "repo_type": "model",
+        "private": True,
+        "exist_ok": True,
+    }
     assert calls["create_branch"]["branch"] == "v1" and calls["create_branch"]["exist_ok"] is True
     up = calls["upload_folder"]
     assert up["repo_id"] == "someone/vgg-tiny" and up["revision"] == "v1"
@@ -110,9 +120,11 @@ def test_push_refuses_broken_folders(tmp_path, tiny_weights_dir, no_token, recor
     (tmp_path / "empty").mkdir()
     f = tiny_weights_dir / "model.safetensors"
     f.write_bytes(f.read_bytes()[:500])
-    for folder, message in [(tmp_path / "absent", "is not a folder"),
-                            (tmp_path / "empty", "has no README.md, config.json, model.safetensors"),
-                            (tiny_weights_dir, "corrupt or truncated")]:
+    for folder, message in [
+        (tmp_path / "absent", "is not a folder"),
+        (tmp_path / "empty", "has no README.md, config.json, model.safetensors"),
+        (tiny_weights_dir, "corrupt or truncated"),
+    ]:
         assert main([str(folder), "--repo-id", "someone/x", "--dry-run"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
@@ -136,7 +148,9 @@ def test_model_card_yaml_parses_with_huggingface_hub(source):
     card = ModelCard(model_card(config, repo_id="someone/vgg", dtype="fp16", command=f"python -m hub.convert {source}"))
     data = card.data.to_dict()
     assert data["library_name"] == "gatys" and data["pipeline_tag"] == "image-to-image"
-    assert data["license"] == {"torchvision-vgg19": "bsd-3-clause", "torchvision-vgg16": "bsd-3-clause"}.get(source, "cc-by-4.0")
+    assert data["license"] == {"torchvision-vgg19": "bsd-3-clause", "torchvision-vgg16": "bsd-3-clause"}.get(
+        source, "cc-by-4.0"
+    )
     assert {"style-transfer", "vgg", config.architecture} <= set(data["tags"])
     text = card.text
     assert 'StyleTransfer.from_pretrained("someone/vgg")' in text and "from gatys import StyleTransfer" in text

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, tiny_config
 
 from gatys import StyleTransfer
 from gatys.errors import WeightsError
-
-from conftest import ROOT, tiny_config
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -59,8 +58,15 @@ class LocalHub:
 
     # -- content --------------------------------------------------------------------------------------------
 
-    def commit(self, repo_id: str, files: dict[str, bytes], *, branch: str = "main", tag: str | None = None,
-               gated_token: str | None = None) -> str:
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        branch: str = "main",
+        tag: str | None = None,
+        gated_token: str | None = None,
+    ) -> str:
         repo = self.repos.setdefault(repo_id, {"refs": {}, "commits": {}, "gated_token": gated_token})
         sha = hashlib.sha1(f"{repo_id}{len(repo['commits'])}{sorted(files)}".encode()).hexdigest()
         repo["commits"][sha] = dict(files)
@@ -70,8 +76,13 @@ class LocalHub:
         return sha
 
     def blobs(self) -> dict[str, bytes]:
-        return {hashlib.sha256(d).hexdigest(): d for r in self.repos.values() for c in r["commits"].values()
-                for name, d in c.items() if name.endswith(LFS_SUFFIXES)}
+        return {
+            hashlib.sha256(d).hexdigest(): d
+            for r in self.repos.values()
+            for c in r["commits"].values()
+            for name, d in c.items()
+            if name.endswith(LFS_SUFFIXES)
+        }
 
     def resolves(self) -> list[str]:
         return [p for _, p, _ in self.requests if "/resolve/" in p]
@@ -86,7 +97,7 @@ class LocalHub:
     def cdn_url(self) -> str:
         return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -141,25 +152,48 @@ class LocalHub:
         repo_id, rev, filename = m["repo"], urllib.parse.unquote(m["rev"]), urllib.parse.unquote(m["file"])
         repo = self.repos.get(repo_id)
         if repo is None:  # the Hub answers 401 for missing and for private repos alike
-            return self._send(h, 401, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
-                              b"", body)
+            return self._send(
+                h, 401, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, b"", body
+            )
         if repo["gated_token"] and h.headers.get("authorization") != f"Bearer {repo['gated_token']}":
             return self._send(h, 401, {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access restricted"}, b"", body)
         commit = repo["refs"].get(rev) or (rev if rev in repo["commits"] else None)
         if commit is None:
-            return self._send(h, 404, {"X-Error-Code": "RevisionNotFound", "X-Error-Message": "Invalid rev id"},
-                              b"", body)
+            return self._send(
+                h, 404, {"X-Error-Code": "RevisionNotFound", "X-Error-Message": "Invalid rev id"}, b"", body
+            )
         data = repo["commits"][commit].get(filename)
         if data is None:
-            return self._send(h, 404, {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found",
-                                       "X-Repo-Commit": commit}, b"", body)
+            return self._send(
+                h,
+                404,
+                {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found", "X-Repo-Commit": commit},
+                b"",
+                body,
+            )
         if filename.endswith(LFS_SUFFIXES):
             sha = hashlib.sha256(data).hexdigest()
-            return self._send(h, 302, {"X-Repo-Commit": commit, "X-Linked-Etag": f'"{sha}"',
-                                       "X-Linked-Size": str(len(data)), "ETag": f'"{git_blob_sha1(sha.encode())}"',
-                                       "Location": f"{self.cdn_url}/blobs/{sha}", "Content-Length": "0"}, b"", body)
-        return self._send(h, 200, {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"',
-                                   "Content-Length": str(len(data))}, data, body)
+            return self._send(
+                h,
+                302,
+                {
+                    "X-Repo-Commit": commit,
+                    "X-Linked-Etag": f'"{sha}"',
+                    "X-Linked-Size": str(len(data)),
+                    "ETag": f'"{git_blob_sha1(sha.encode())}"',
+                    "Location": f"{self.cdn_url}/blobs/{sha}",
+                    "Content-Length": "0",
+                },
+                b"",
+                body,
+            )
+        return self._send(
+            h,
+            200,
+            {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"', "Content-Length": str(len(data))},
+            data,
+            body,
+        )
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], data: bytes, body: bool) -> None:
@@ -180,7 +214,9 @@ def hub(tmp_path, monkeypatch):
     server = LocalHub().start()
     # huggingface_hub reads HF_ENDPOINT, HF_HUB_OFFLINE, HF_HOME at import; set what they set.
     monkeypatch.setattr(constants, "ENDPOINT", server.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
@@ -206,7 +242,9 @@ def features(st: StyleTransfer, x: torch.Tensor) -> torch.Tensor:
 X = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 
-def test_first_download_then_cached_load_with_the_server_stopped(hub, tiny_weights_dir, tiny_net, tmp_path, monkeypatch):
+def test_first_download_then_cached_load_with_the_server_stopped(
+    hub, tiny_weights_dir, tiny_net, tmp_path, monkeypatch
+):
     hub.commit("gatys/tiny-vgg", folder_files(tiny_weights_dir))
     cache = tmp_path / "cache"
     st = StyleTransfer.from_pretrained("gatys/tiny-vgg", cache_dir=str(cache), device="cpu")
@@ -274,7 +312,9 @@ def test_pinned_revision(hub, tiny_weights_dir, tmp_path):
         StyleTransfer.from_pretrained("gatys/tiny-vgg", revision="nope", device="cpu")
     # A pinned commit that is cached needs no server at all.
     hub.stop()
-    assert torch.equal(features(StyleTransfer.from_pretrained("gatys/tiny-vgg", revision=first, device="cpu"), X), by_tag)
+    assert torch.equal(
+        features(StyleTransfer.from_pretrained("gatys/tiny-vgg", revision=first, device="cpu"), X), by_tag
+    )
 
 
 def test_missing_repo_file_and_gated_repo(hub, tiny_weights_dir):
@@ -326,11 +366,22 @@ def test_truncated_file_in_the_repo(hub, tiny_weights_dir):
 
 # config.json of timm/vgg19.tv_in1k on the Hub (pretrained_cfg as timm writes it).
 TIMM_CONFIG = {
-    "architecture": "vgg19", "num_classes": 1000, "num_features": 4096,
+    "architecture": "vgg19",
+    "num_classes": 1000,
+    "num_features": 4096,
     "pretrained_cfg": {
-        "tag": "tv_in1k", "custom_load": False, "input_size": [3, 224, 224], "fixed_input_size": False,
-        "interpolation": "bilinear", "crop_pct": 0.875, "crop_mode": "center", "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225], "num_classes": 1000, "pool_size": [7, 7], "first_conv": "features.0",
+        "tag": "tv_in1k",
+        "custom_load": False,
+        "input_size": [3, 224, 224],
+        "fixed_input_size": False,
+        "interpolation": "bilinear",
+        "crop_pct": 0.875,
+        "crop_mode": "center",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "num_classes": 1000,
+        "pool_size": [7, 7],
+        "first_conv": "features.0",
         "classifier": "head.fc",
     },
 }
@@ -339,7 +390,6 @@ TIMM_CONFIG = {
 def test_timm_repo_loads_strictly_reading_only_the_convolutions(hub, monkeypatch):
     import safetensors
     from safetensors.torch import save
-
     from test_hub_convert import imagenet_input, random_features, torchvision_forward
 
     state = dict(random_features("vgg19"))
@@ -347,9 +397,14 @@ def test_timm_repo_loads_strictly_reading_only_the_convolutions(hub, monkeypatch
     # by gatys, so stored here at token size (the real ones are 470 MB of the 575 MB file).
     for k in ("pre_logits.fc1", "pre_logits.fc2", "head.fc"):
         state[f"{k}.weight"], state[f"{k}.bias"] = torch.zeros(2, 2), torch.zeros(2)
-    hub.commit("timm/vgg19.tv_in1k", {"config.json": json.dumps(TIMM_CONFIG).encode(),
-                                       "model.safetensors": save({k: v.contiguous() for k, v in state.items()}),
-                                       "pytorch_model.bin": b"never downloaded"})
+    hub.commit(
+        "timm/vgg19.tv_in1k",
+        {
+            "config.json": json.dumps(TIMM_CONFIG).encode(),
+            "model.safetensors": save({k: v.contiguous() for k, v in state.items()}),
+            "pytorch_model.bin": b"never downloaded",
+        },
+    )
     read: list[str] = []
     real_open = safetensors.safe_open
 
@@ -388,12 +443,19 @@ def test_timm_layout_rejects_other_networks(hub):
     from safetensors.torch import save
 
     bn = dict(TIMM_CONFIG, architecture="vgg19_bn")
-    hub.commit("timm/vgg19_bn.tv_in1k", {"config.json": json.dumps(bn).encode(),
-                                          "model.safetensors": save({"features.0.weight": torch.zeros(1)})})
+    hub.commit(
+        "timm/vgg19_bn.tv_in1k",
+        {"config.json": json.dumps(bn).encode(), "model.safetensors": save({"features.0.weight": torch.zeros(1)})},
+    )
     with pytest.raises(WeightsError, match="architecture 'vgg19_bn' .batch-norm VGGs are not supported"):
         StyleTransfer.from_pretrained("timm/vgg19_bn.tv_in1k", device="cpu")
-    hub.commit("timm/partial", {"config.json": json.dumps(TIMM_CONFIG).encode(),
-                                "model.safetensors": save({"features.0.weight": torch.zeros(64, 3, 3, 3)})})
+    hub.commit(
+        "timm/partial",
+        {
+            "config.json": json.dumps(TIMM_CONFIG).encode(),
+            "model.safetensors": save({"features.0.weight": torch.zeros(64, 3, 3, 3)}),
+        },
+    )
     with pytest.raises(WeightsError, match=r"lacks features\.0\.bias.*not a VGG-19"):
         StyleTransfer.from_pretrained("timm/partial", device="cpu")
 
@@ -414,13 +476,25 @@ def test_hf_endpoint_hf_home_and_hf_hub_offline_environment(tiny_weights_dir, tm
     server = LocalHub(max_requests=50).start()
     server.commit("gatys/tiny-vgg", folder_files(tiny_weights_dir))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GATYS_"))}
-    env.update(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONPATH=str(ROOT))
+    env.update(
+        HF_ENDPOINT=server.url,
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONPATH=str(ROOT),
+    )
 
     def load(**extra):
-        return subprocess.run([sys.executable, "-c", LOAD, "gatys/tiny-vgg"], env={**env, **extra}, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-c", LOAD, "gatys/tiny-vgg"],
+            env={**env, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     try:
         first = load()

@@ -7,12 +7,11 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import make_image
 from PIL import Image
 
 from gatys import image as im
 from gatys.errors import ImageError
-
-from conftest import make_image
 
 
 def _roundtrip(img: Image.Image, path, **kw):

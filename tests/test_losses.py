@@ -45,15 +45,22 @@ def test_layer_style_loss_exact():
 
 def test_style_loss_is_weighted_sum():
     feats = {"a": _features(1).float(), "b": _features(2, n=4, h=2, w=2).float()}
-    targets = {k: gram_matrix(_features(3 + i, n=v.shape[1], h=v.shape[2], w=v.shape[3]).float())
-               for i, (k, v) in enumerate(feats.items())}
+    targets = {
+        k: gram_matrix(_features(3 + i, n=v.shape[1], h=v.shape[2], w=v.shape[3]).float())
+        for i, (k, v) in enumerate(feats.items())
+    }
     weights = {"a": 0.25, "b": 0.75}
     expected = sum(w * style_layer_loss(feats[k], targets[k]) for k, w in weights.items())
     assert torch.allclose(style_loss(feats, targets, weights), expected)
 
 
 def test_total_loss():
-    assert total_loss(torch.tensor(2.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64), alpha=1e-3, beta=1.0).item() == 2e-3 + 3.0
+    assert (
+        total_loss(
+            torch.tensor(2.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64), alpha=1e-3, beta=1.0
+        ).item()
+        == 2e-3 + 3.0
+    )
 
 
 def test_tv_loss_exact():
@@ -72,13 +79,15 @@ def test_style_gradient_matches_paper_formula():
     n, h, w = 6, 5, 4
     m = h * w
     z = torch.randn(1, n, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(7), requires_grad=True)
-    a = gram_matrix(torch.relu(torch.randn(1, n, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(8))))
+    a = gram_matrix(
+        torch.relu(torch.randn(1, n, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(8)))
+    )
     f = torch.relu(z)
     g = gram_matrix(f)
     e = style_layer_loss(f, a)
     e.backward()
     fm = f.detach().reshape(n, m)  # F: N x M
-    analytic = ((fm.T @ (g.detach()[0] - a[0])).T / (n**2 * m**2))  # N x M
+    analytic = (fm.T @ (g.detach()[0] - a[0])).T / (n**2 * m**2)  # N x M
     analytic = torch.where(fm > 0, analytic, torch.zeros_like(analytic))
     assert torch.allclose(z.grad.reshape(n, m), analytic, rtol=1e-9, atol=1e-12)
     assert (z.grad.reshape(n, m)[fm <= 0] == 0).all()
@@ -104,7 +113,9 @@ def test_gram_bf16_accumulates_fp32():
 @pytest.mark.parametrize("n", [64, 128, 256, 512])
 def test_gram_of_channels_last_features_matches_bmm(n):
     """The CPU fast paths (blocks for N = 128, oneDNN for N >= 256) give the plain product's Gram matrix."""
-    f = torch.rand(1, n, 6, 10, generator=torch.Generator().manual_seed(n)).contiguous(memory_format=torch.channels_last)
+    f = torch.rand(1, n, 6, 10, generator=torch.Generator().manual_seed(n)).contiguous(
+        memory_format=torch.channels_last
+    )
     flat = f.contiguous().reshape(1, n, -1).double()
     expected = torch.bmm(flat, flat.transpose(1, 2))
     with torch.no_grad():

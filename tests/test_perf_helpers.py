@@ -5,8 +5,6 @@ Nothing here is timed; each test checks that a fast path computes what the plain
 
 from __future__ import annotations
 
-import resource
-
 import pytest
 import torch
 
@@ -199,16 +197,28 @@ def test_quality_section_runs_every_variant_to_the_target(tiny_st, content_img, 
     bench = object.__new__(speed.Bench)
     bench.st, bench.content, bench.style = tiny_st, content_img, style_img
     bench.preset, bench.clock, bench.device = get_preset("paper"), time.perf_counter, tiny_st.device
-    args = argparse.Namespace(quality_size=96, quality_steps=15, quality_precision="fp32", quality_preset="quality",
-                              coarse_steps=3, progress=False, rounds=1, out=str(tmp_path), save=lambda: None)
+    args = argparse.Namespace(
+        quality_size=96,
+        quality_steps=15,
+        quality_precision="fp32",
+        quality_preset="quality",
+        coarse_steps=3,
+        progress=False,
+        rounds=1,
+        out=str(tmp_path),
+        save=lambda: None,
+    )
     results: dict = {}
     lines = speed.section_quality(args, bench, results)
     q = results["quality"]
     target = q["target_loss"]
     assert target == results["quality_single"]["history"][-1][1]
     runs = q["multi"]
-    assert [(r["preset"]["num_scales"], r["preset"]["init"]) for r in runs] == [(3, "content"), (3, "noise"),
-                                                                              (1, "content")]
+    assert [(r["preset"]["num_scales"], r["preset"]["init"]) for r in runs] == [
+        (3, "content"),
+        (3, "noise"),
+        (1, "content"),
+    ]
     for r in runs:
         last = r["preset"]["num_scales"] - 1
         losses = [loss for _, scale, loss in r["history"] if scale == last]

@@ -36,7 +36,7 @@ def test_every_preset_has_a_source():
 
 
 def test_overrides_validated():
-    p = PRESETS["paper"].with_overrides(steps=10, style_layers="conv1_1,conv2_1".split(","))
+    p = PRESETS["paper"].with_overrides(steps=10, style_layers=["conv1_1", "conv2_1"])
     assert p.steps == 10 and p.style_layers == ("conv1_1", "conv2_1")
     with pytest.raises(ConfigError, match="steps must be an integer >= 1"):
         PRESETS["paper"].with_overrides(steps=0)

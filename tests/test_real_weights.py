@@ -7,9 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -21,12 +20,15 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 @pytest.fixture(scope="module")
 def st():
+    from conftest import need
+
     from gatys import StyleTransfer
     from gatys.weights import default_local_dir
 
-    from conftest import need
-
-    need((default_local_dir() / "model.safetensors").is_file(), "offline default weights missing; run 'bash setup.sh --no-demo'")
+    need(
+        (default_local_dir() / "model.safetensors").is_file(),
+        "offline default weights missing; run 'bash setup.sh --no-demo'",
+    )
     return StyleTransfer.from_pretrained(str(default_local_dir()))
 
 
@@ -54,8 +56,6 @@ def test_content_reconstruction_psnr_falls_with_depth(st, shared_images):
 
 
 def test_stylization_moves_towards_style(st, shared_images):
-    from gatys import image as im
-    from gatys.losses import gram_matrix
 
     out = st.stylize(shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", size=96, steps=60, seed=0)
     assert out.losses[-1].style_loss < 0.05 * out.losses[0].style_loss
@@ -70,9 +70,26 @@ def test_cli_real_run(tmp_path, shared_images, st):
 
     out = tmp_path / "out.png"
     r = subprocess.run(
-        [sys.executable, "-m", "gatys", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"),
-         "-o", str(out), "--size", "64", "--steps", "20", "-q", "--weights", str(default_local_dir())],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gatys",
+            str(shared_images / "tubingen.jpg"),
+            str(shared_images / "starry_night.jpg"),
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--steps",
+            "20",
+            "-q",
+            "--weights",
+            str(default_local_dir()),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert "VGG-16 (HED, offline)" in r.stderr

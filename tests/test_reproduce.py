@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 from gatys import reproduce as rp
-
-from conftest import make_image
 
 
 def _noisy(img: Image.Image, sigma: float, seed: int = 0) -> Image.Image:
@@ -112,8 +111,14 @@ def test_is_monotone():
 def test_contact_sheet_layout():
     red = Image.new("RGB", (40, 30), (255, 0, 0))
     blue = Image.new("RGB", (80, 60), (0, 0, 255))  # scaled down to the 40 px tile
-    sheet = rp.contact_sheet([[red, blue], ["missing", None]], title="a title", col_labels=["one", "two"],
-                             row_labels=["row 1", "row 2"], captions=[["r", "b"], ["", ""]], tile=40)
+    sheet = rp.contact_sheet(
+        [[red, blue], ["missing", None]],
+        title="a title",
+        col_labels=["one", "two"],
+        row_labels=["row 1", "row 2"],
+        captions=[["r", "b"], ["", ""]],
+        tile=40,
+    )
     assert sheet.mode == "RGB"
     a = np.asarray(sheet)
     is_red = (a[..., 0] == 255) & (a[..., 1] == 0) & (a[..., 2] == 0)
@@ -156,15 +161,38 @@ def image_dir(tmp_path):
 
 def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir, capsys):
     out = tmp_path / "out"
-    rc = rp.main(["all", "--out", str(out), "--size", "32", "--steps", "2", "--images", str(image_dir),
-                  "--weights", str(tiny_weights_dir), "--device", "cpu"])
+    rc = rp.main(
+        [
+            "all",
+            "--out",
+            str(out),
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--images",
+            str(image_dir),
+            "--weights",
+            str(tiny_weights_dir),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert "estimated total" in err and "checks passed" in err
     assert "Der Schrei" in err and "skipped" in err  # absent paintings are named
-    for name in ("fig1.png", "fig2.png", "fig3.png", "report.md", "report.json",
-                 "fig1/content_conv5_1.png", "fig1/style_starry_night_conv1_1-conv5_1.png", "fig2/B_shipwreck.png",
-                 "fig3/E_1e-5.png"):
+    for name in (
+        "fig1.png",
+        "fig2.png",
+        "fig3.png",
+        "report.md",
+        "report.json",
+        "fig1/content_conv5_1.png",
+        "fig1/style_starry_night_conv1_1-conv5_1.png",
+        "fig2/B_shipwreck.png",
+        "fig3/E_1e-5.png",
+    ):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["weights"] == "tiny random VGG-16 (tests)" and not report["partial"]
@@ -183,8 +211,21 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
 
 def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, capsys):
     out = tmp_path / "out"
-    args = ["fig1", "--out", str(out), "--size", "32", "--steps", "2", "--images", str(image_dir),
-            "--weights", str(tiny_weights_dir), "--device", "cpu"]
+    args = [
+        "fig1",
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--images",
+        str(image_dir),
+        "--weights",
+        str(tiny_weights_dir),
+        "--device",
+        "cpu",
+    ]
     assert rp.main(args) == 0
     first = json.loads((out / "report.json").read_text())
     before = (out / "fig1/content_conv3_1.png").read_bytes()
@@ -249,8 +290,14 @@ def test_small_reproduction_report(small):
     for name in ("fig1.png", "fig2.png", "fig3.png", "report.md"):
         assert (out / name).is_file(), name
     md = (out / "report.md").read_text()
-    for text in ("## Checks", "### Content reconstructions", "### Style reconstructions of starry_night",
-                 "| panel | painting |", "Style loss over conv1_1..conv5_1", "VGG-19"):
+    for text in (
+        "## Checks",
+        "### Content reconstructions",
+        "### Style reconstructions of starry_night",
+        "| panel | painting |",
+        "Style loss over conv1_1..conv5_1",
+        "VGG-19",
+    ):
         assert text in md, text
     assert {p["panel"] for p in small["fig2"]["panels"] if p["status"] == "done"} >= {"B", "C", "E"}
     assert {e["panel"] for e in small["fig2"]["from_photo"]} >= {"B", "C", "E"}

@@ -12,10 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
-
 from app_server import serve, tiny_weights
 from conftest import ROOT, SHARED_IMAGES, make_image
+from packaging.version import Version
+
 from hub import push_space
 
 #: The colours the Hub accepts for colorFrom/colorTo.
@@ -127,8 +127,11 @@ def test_upload_creates_the_space_and_uploads_the_folder(monkeypatch, capsys):
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     assert push_space.main(["--repo-id", "someone/gatys-demo"]) == 0
     assert calls[0] == ("token", "hf_test_token")
-    assert calls[1] == ("create_repo", "someone/gatys-demo",
-                        {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True})
+    assert calls[1] == (
+        "create_repo",
+        "someone/gatys-demo",
+        {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True},
+    )
     _, repo, names, kw = calls[2]
     assert repo == "someone/gatys-demo" and kw["repo_type"] == "space"
     assert {"app.py", "README.md", "requirements.txt", "gatys/transfer.py"} <= names
@@ -151,18 +154,38 @@ def test_space_folder_boots_in_a_clean_virtualenv(tmp_path):
     # --without-pip: the venv holds nothing of its own; pip runs from here with --python pointed at it.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     python = str(venv / "bin" / "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # Only the tested packages' folder, not its .pth files: the project's editable gatys stays out of sight.
     (Path(site) / "tested-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     sdk_version = front_matter(space / "README.md")["sdk_version"]
-    pip = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--no-index",
-                          "-r", "requirements.txt", f"gradio=={sdk_version}"],
-                         cwd=space, capture_output=True, text=True, timeout=300)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--no-index",
+            "-r",
+            "requirements.txt",
+            f"gradio=={sdk_version}",
+        ],
+        cwd=space,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     assert "Requirement already satisfied: torch==2.13.0" in pip.stdout
-    where = subprocess.run([python, "-c", "import gatys; print(gatys.__file__)"], cwd=space, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    where = subprocess.run(
+        [python, "-c", "import gatys; print(gatys.__file__)"], cwd=space, check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert where.startswith(str(space)), where
 
     weights = tiny_weights(tmp_path / "weights")
@@ -177,6 +200,10 @@ def test_space_folder_boots_in_a_clean_virtualenv(tmp_path):
         make_image(64, 48, 1).save(tmp_path / "c.png")
         make_image(48, 64, 2).save(tmp_path / "s.png")
         gallery, status, final = Client(url, verbose=False).predict(
-            content=handle_file(tmp_path / "c.png"), style=handle_file(tmp_path / "s.png"), size=64, steps=3,
-            api_name="/stylize")
+            content=handle_file(tmp_path / "c.png"),
+            style=handle_file(tmp_path / "s.png"),
+            size=64,
+            steps=3,
+            api_name="/stylize",
+        )
         assert status.startswith("**Done**") and final.endswith(".png")

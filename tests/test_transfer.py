@@ -45,8 +45,9 @@ def test_init_options(tiny_st, content_img, style_img):
 
 def test_adam_and_lbfgs_both_optimise(tiny_st, content_img, style_img):
     for opt in ("adam", "lbfgs"):
-        out = tiny_st.stylize(content_img, style_img, size=32, steps=20, optimizer=opt, learning_rate=0.05,
-                              init="content")
+        out = tiny_st.stylize(
+            content_img, style_img, size=32, steps=20, optimizer=opt, learning_rate=0.05, init="content"
+        )
         assert out.losses[-1].loss < 0.9 * out.losses[0].loss, opt
 
 
@@ -99,8 +100,8 @@ def test_preserve_colors_keeps_content_chroma(tiny_st, content_img, style_img):
 
 
 def test_tv_weight_smooths(tiny_st, content_img, style_img):
-    from gatys.losses import tv_loss
     from gatys import image as im
+    from gatys.losses import tv_loss
 
     rough = tiny_st.stylize(content_img, style_img, size=32, steps=10, tv_weight=0.0)
     smooth = tiny_st.stylize(content_img, style_img, size=32, steps=10, tv_weight=1e3)

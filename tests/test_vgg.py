@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config
 
 from gatys.errors import ConfigError, WeightsError
 from gatys.vgg import VGGFeatures, conv_layer_names, layer_names, torchvision_key_map
-
-from conftest import tiny_config
 
 
 def test_layer_names():
@@ -42,7 +41,11 @@ def test_forward_stops_at_deepest_requested_layer(tiny_net, monkeypatch):
     called = []
     for name in tiny_net.conv_names:
         conv = getattr(tiny_net, name)
-        monkeypatch.setattr(conv, "forward", (lambda c, n: (lambda x: called.append(n) or F.conv2d(x, c.weight, c.bias, padding=1)))(conv, name))
+        monkeypatch.setattr(
+            conv,
+            "forward",
+            (lambda c, n: lambda x: called.append(n) or F.conv2d(x, c.weight, c.bias, padding=1))(conv, name),
+        )
     tiny_net(torch.rand(1, 3, 32, 32), ["conv2_1"])
     assert called == ["conv1_1", "conv1_2", "conv2_1"]
 
@@ -59,7 +62,9 @@ def test_parameters_are_frozen(tiny_net):
 
 
 def test_input_convention_bgr_caffe():
-    net = VGGFeatures.random(tiny_config(color_order="BGR", input_range=255.0, mean=(10.0, 20.0, 30.0), std=(1.0, 1.0, 1.0)))
+    net = VGGFeatures.random(
+        tiny_config(color_order="BGR", input_range=255.0, mean=(10.0, 20.0, 30.0), std=(1.0, 1.0, 1.0))
+    )
     x = torch.rand(1, 3, 4, 4)
     y = net.preprocess(x)
     assert torch.allclose(y[:, 0], x[:, 2] * 255 - 10, atol=1e-4)  # B first
