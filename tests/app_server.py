@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 #: Starting the app imports torch and gradio; on a loaded 2-core machine that can take a while.
 START_TIMEOUT = 180
@@ -109,7 +109,7 @@ def wait_idle(pid: int, *, within: float, threshold: float = 0.1, window: float 
 
 def tiny_weights(folder: Path) -> Path:
     """The conftest's tiny seeded VGG-16 as a weights folder (for servers shared by a module's tests)."""
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from gatys.vgg import VGGFeatures
     from hub.convert import save_pretrained

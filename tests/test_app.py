@@ -8,7 +8,7 @@ import time
 
 import pytest
 from app_server import cpu_use, serve, tiny_weights, wait_idle
-from conftest import ROOT, make_image
+from helpers import ROOT, make_image
 from PIL import Image
 
 

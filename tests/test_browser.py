@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from app_server import cpu_use, serve, wait_idle
-from conftest import SHARED_IMAGES, need
+from helpers import SHARED_IMAGES, need
 
 pytestmark = pytest.mark.slow
 

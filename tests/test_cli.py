@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, make_image
+from helpers import ROOT, make_image
 from PIL import Image
 
 from gatys.cli import build_parser, main

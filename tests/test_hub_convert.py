@@ -17,7 +17,7 @@ import threading
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import need
+from helpers import need
 from torch import nn
 
 from gatys import StyleTransfer

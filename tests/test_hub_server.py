@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, tiny_config
+from helpers import ROOT, tiny_config
 
 from gatys import StyleTransfer
 from gatys.errors import WeightsError

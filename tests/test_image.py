@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from conftest import make_image
+from helpers import make_image
 from PIL import Image
 
 from gatys import image as im

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 @pytest.fixture(scope="module")
 def st():
-    from conftest import need
+    from helpers import need
 
     from gatys import StyleTransfer
     from gatys.weights import default_local_dir

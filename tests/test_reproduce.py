@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import make_image
+from helpers import make_image
 from PIL import Image
 
 from gatys import reproduce as rp

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from app_server import serve, tiny_weights
-from conftest import ROOT, SHARED_IMAGES, make_image
+from helpers import ROOT, SHARED_IMAGES, make_image
 from packaging.version import Version
 
 from hub import push_space

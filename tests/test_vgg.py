@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from helpers import tiny_config
 
 from gatys.errors import ConfigError, WeightsError
 from gatys.vgg import VGGFeatures, conv_layer_names, layer_names, torchvision_key_map
