@@ -120,7 +120,9 @@ def _download(
     # Pin the weights to the commit config.json came from (its snapshot folder is named by the commit), so
     # a push between the two downloads cannot pair one commit's config with another's tensors.
     commit = config.parent.name if _COMMIT_RE.match(config.parent.name) else revision
-    cached = try_to_load_from_cache(repo_id, WEIGHTS_NAME, cache_dir=cache_dir, revision=commit)
+    cached = try_to_load_from_cache(
+        repo_id, WEIGHTS_NAME, cache_dir=str(cache_dir) if cache_dir else None, revision=commit
+    )
     weights = Path(_hub_call(hf_hub_download, repo_id, WEIGHTS_NAME, where, revision=commit, **kwargs))
     if not isinstance(cached, str):
         _verify_download(weights, where)
@@ -316,5 +318,5 @@ def load_vgg(
         if not torch.isfinite(t).all():
             raise WeightsError(f"{where}: {key} holds NaN or infinite values; the weights are corrupt; {fix}")
     net.load_named_state_dict(state, source=f"{where}/model.safetensors")
-    net.source = where  # type: ignore[attr-defined]
+    net.source = where  # type: ignore[assignment]
     return net

@@ -65,3 +65,28 @@ def hed_weights():
 def shared_images():
     need(SHARED_IMAGES.is_dir(), f"{SHARED_IMAGES} is absent (it exists beside the project checkout in CI)")
     return SHARED_IMAGES
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A running LocalHub with huggingface_hub pointed at it (as HF_ENDPOINT would) and a private cache."""
+    from huggingface_hub import constants
+    from local_hub import LocalHub
+
+    server = LocalHub().start()
+    # huggingface_hub reads HF_ENDPOINT, HF_HUB_OFFLINE, HF_HOME at import; set what they set.
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "hf" / "agent_harnesses.json"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("GATYS_WEIGHTS", raising=False)
+    monkeypatch.setenv("GATYS_HOME", str(tmp_path / "gatys-home"))
+    try:
+        yield server
+    finally:
+        server.stop()
