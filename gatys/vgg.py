@@ -30,6 +30,9 @@ ARCHITECTURES: dict[str, tuple[tuple[int, ...], ...]] = {
 }
 
 # Caffe's ImageNet mean in BGR order, 0-255 (VGG's own release; also what HED and neural-style use).
+#: Padding modes of the convolutions: "zeros" is the paper's (VGG's, Caffe's) own; see VGGFeatures.set_padding.
+PADDINGS = ("zeros", "replicate", "reflect")
+
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # torchvision's ImageNet statistics, RGB, 0-1.
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -199,23 +202,31 @@ class VGGFeatures(nn.Module):
     ``forward(image, layers)`` takes RGB images in [0, 1], shape (N, 3, H, W), and returns a dict of the
     requested features, stopping at the deepest requested layer.
 
+    ``padding`` (``"zeros"``, the paper's; ``"replicate"``, ``"reflect"``) pads every convolution's input;
+    ``blur_pool`` low-passes before each 2x average-pooling downsampling (Zhang 2019). Both can be changed
+    later: :meth:`set_padding`, ``net.blur_pool = True``.
+
     Example:
         >>> net = VGGFeatures(VGGConfig(architecture="vgg16", blocks=((4, 4), (8, 8), (8,) * 3, (8,) * 3, (8,) * 3)))
         >>> sorted(net(torch.rand(1, 3, 32, 32), ["conv1_1", "conv4_2"]))
         ['conv1_1', 'conv4_2']
     """
 
-    def __init__(self, config: VGGConfig, pooling: str | None = None):
+    def __init__(self, config: VGGConfig, pooling: str | None = None, padding: str = "zeros", blur_pool: bool = False):
         super().__init__()
         self.config = config
         self.pooling = pooling or config.pooling
         if self.pooling not in ("avg", "max"):
             raise ConfigError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
+        #: low-pass (Zhang 2019) before each 2x downsampling; see :meth:`_pool`.
+        self.blur_pool = bool(blur_pool)
         # Convolutions are attributes named conv1_1 …, so state_dict keys are "conv1_1.weight" etc.
         self.conv_names: list[str] = []
         for layer in walk(config.channels):
             self.add_module(layer.name, nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1))
             self.conv_names.append(layer.name)
+        self.padding = "zeros"
+        self.set_padding(padding)
         self._order = layer_names(config.architecture)
         # The input convention as one per-channel affine map (after reordering to BGR if needed).
         std = torch.tensor(config.std)
@@ -223,6 +234,19 @@ class VGGFeatures(nn.Module):
         self.register_buffer("_shift", (-torch.tensor(config.mean) / std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+
+    def set_padding(self, mode: str) -> None:
+        """Pad every convolution's input with ``"zeros"`` (the paper, VGG and Caffe), ``"replicate"`` or ``"reflect"``.
+
+        Zeros are the image's mean colour after the input convention: at the image's edges every filter then
+        sees a step, and the style loss paints dots along the border to match the painting's Gram matrices.
+        """
+        if mode not in PADDINGS:
+            raise ConfigError(f"padding must be one of {', '.join(PADDINGS)}, got {mode!r}")
+        for conv in self.convs():
+            # "replicate"/"reflect" depart from the paper (zeros): they remove the edge step behind the border dots.
+            conv.padding_mode = mode
+        self.padding = mode
 
     # -- layer names -------------------------------------------------------------------------------------
 
@@ -277,16 +301,26 @@ class VGGFeatures(nn.Module):
         x = self.preprocess(image)
         out: dict[str, torch.Tensor] = {}
         for name in self._order[: last + 1]:
-            if name.startswith("pool"):
-                # Average pooling is the paper's choice ("improves the gradient flow").
-                x = F.avg_pool2d(x, 2, 2) if pooling == "avg" else F.max_pool2d(x, 2, 2)
-            else:
-                x = F.relu(self._modules[name](x), inplace=True)
+            # Average pooling is the paper's choice ("improves the gradient flow"); see _pool.
+            x = self._pool(x, pooling) if name.startswith("pool") else F.relu(self._modules[name](x), inplace=True)
             if name in wanted:
                 out[name] = x
                 if on_feature is not None:
                     on_feature(name, x)
         return out
+
+    def _pool(self, x: torch.Tensor, pooling: str) -> torch.Tensor:
+        if pooling == "max":
+            return F.max_pool2d(x, 2, 2)
+        if not self.blur_pool:
+            return F.avg_pool2d(x, 2, 2)
+        # Departs from the paper: 2x2 average then a [1 2 1] blur before subsampling = one [1 3 3 1]/8 filter
+        # per axis, stride 2 (Zhang 2019's BlurPool for average pooling), so the pooling lattice aliases less.
+        c = x.shape[1]
+        k = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype, device=x.device) / 8.0
+        kernel = (k[:, None] * k[None, :]).expand(c, 1, 4, 4)
+        pad = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        return F.conv2d(pad, kernel.to(memory_format=torch.channels_last), stride=2, groups=c)
 
     def convs(self) -> list[nn.Conv2d]:
         return [self._modules[n] for n in self.conv_names]  # type: ignore[misc]

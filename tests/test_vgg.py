@@ -109,3 +109,76 @@ def test_config_validation():
         tiny_config(architecture="resnet50")
     with pytest.raises(ConfigError, match="color_order"):
         tiny_config(color_order="GBR")
+
+
+# -- padding and blur-pool options (issue 12) ----------------------------------------------------------------
+
+
+def _border_gradient(net, image, layer="conv1_1"):
+    """|∂ Σ F_layer / ∂x| summed over the outermost pixel ring, and the largest interior gradient."""
+    x = image.clone().requires_grad_(True)
+    net(x, [layer])[layer].sum().backward()
+    g = x.grad.abs().sum(1)[0]
+    ring = torch.cat([g[0], g[-1], g[:, 0], g[:, -1]])
+    return ring, g[1:-1, 1:-1]
+
+
+def test_padding_default_is_zeros_as_in_the_paper(tiny_net):
+    assert tiny_net.padding == "zeros" and all(c.padding_mode == "zeros" for c in tiny_net.convs())
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+def test_constant_image_has_constant_features_and_no_border_gradient_without_zero_padding(mode):
+    net = VGGFeatures.random(tiny_config())
+    net.set_padding(mode)
+    x = torch.full((1, 3, 16, 16), 0.3)
+    f = net(x, ["conv1_1", "conv2_1"])
+    for feat in f.values():  # every position sees the same patch: the edges look like the interior
+        assert torch.allclose(feat, feat[..., :1, :1].expand_as(feat), atol=1e-5)
+    # The style loss of a constant image against its own Gram matrix has zero gradient everywhere.
+    from gatys.losses import gram_matrix, style_layer_loss
+
+    target = gram_matrix(net(torch.full((1, 3, 16, 16), 0.3), ["conv2_1"])["conv2_1"])
+    xr = x.clone().requires_grad_(True)
+    style_layer_loss(net(xr, ["conv2_1"])["conv2_1"], target).backward()
+    assert xr.grad.abs().max() < 1e-8
+
+
+def test_zero_padding_makes_the_border_of_a_constant_image_differ(tiny_net):
+    x = torch.full((1, 3, 16, 16), 0.3)
+    f = tiny_net(x, ["conv1_1"])["conv1_1"]
+    assert not torch.allclose(f[..., 0, :], f[..., 8, :], atol=1e-4)  # the zero pad is a step at the edge
+    tiny_net.set_padding("replicate")
+    f = tiny_net(x, ["conv1_1"])["conv1_1"]
+    assert torch.allclose(f[..., 0, :], f[..., 8, :], atol=1e-5)
+
+
+def test_padding_constructor_and_unknown_mode():
+    net = VGGFeatures(tiny_config(), padding="reflect")
+    assert net.padding == "reflect" and net.conv3_1.padding_mode == "reflect"
+    with pytest.raises(ConfigError, match="padding must be one of zeros, replicate, reflect"):
+        net.set_padding("circular")
+
+
+def test_blur_pool_keeps_shapes_and_passes_constants():
+    net = VGGFeatures.random(tiny_config())
+    blur = VGGFeatures.random(tiny_config())
+    blur.blur_pool = True
+    for h, w in ((32, 48), (33, 47)):
+        x = torch.rand(1, 3, h, w)
+        a, b = net(x, ["pool1", "pool3"]), blur(x, ["pool1", "pool3"])
+        assert a["pool1"].shape == b["pool1"].shape and a["pool3"].shape == b["pool3"].shape
+    c = torch.full((1, 4, 8, 8), 2.0).contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(blur._pool(c, "avg"), torch.full((1, 4, 4, 4), 2.0))
+
+
+def test_blur_pool_attenuates_what_plain_pooling_aliases():
+    blur = VGGFeatures.random(tiny_config())
+    blur.blur_pool = True
+    # A period-4 stripe comes out of 2x2 average pooling as a full-contrast period-2 stripe (at the
+    # Nyquist rate of the pooled lattice); the [1 3 3 1]/8 blur-pool halves it.
+    stripe = torch.tensor([1.0, 1.0, 0.0, 0.0] * 4).expand(1, 4, 16, 16).contiguous()
+    plain = F.avg_pool2d(stripe, 2, 2)[..., 1:-1]
+    blurred = blur._pool(stripe, "avg")[..., 1:-1]
+    assert plain.max() - plain.min() == pytest.approx(1.0)
+    assert blurred.max() - blurred.min() == pytest.approx(0.5)
