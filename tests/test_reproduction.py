@@ -1,16 +1,24 @@
-"""The reproduction command (python -m gatys.reproduce): its measures, contact sheets, report, and the trends."""
+"""The reproduction command (python -m reproduction): its measures, contact sheets, report, and the trends."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from helpers import make_image
+from helpers import ROOT, make_image
 from PIL import Image
 
-from gatys import reproduce as rp
+from gatys.presets import PAPER_STYLE_LAYERS
+from reproduction.__main__ import main
+from reproduction.fig1 import FIG1_LAYERS
+from reproduction.measure import content_loss_at, style_losses, weighted_style_loss
+from reproduction.metrics import gaussian_window, is_monotone, luma, psnr, ssim, ssim_map
+from reproduction.sheets import contact_sheet, with_inset
 
 
 def _noisy(img: Image.Image, sigma: float, seed: int = 0) -> Image.Image:
@@ -20,7 +28,7 @@ def _noisy(img: Image.Image, sigma: float, seed: int = 0) -> Image.Image:
 
 def _ssim_reference(x: np.ndarray, y: np.ndarray, L: float = 255.0) -> float:
     """SSIM written out window by window (Wang et al. 2004, Eqs. 14-15 with a Gaussian window)."""
-    w = rp.gaussian_window(11, 1.5)
+    w = gaussian_window(11, 1.5)
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
     vals = []
     for i in range(x.shape[0] - 10):
@@ -38,71 +46,71 @@ def _ssim_reference(x: np.ndarray, y: np.ndarray, L: float = 255.0) -> float:
 
 def test_psnr_known_values():
     a = make_image(40, 32, seed=1)
-    assert rp.psnr(a, a) == math.inf
+    assert psnr(a, a) == math.inf
     arr = np.asarray(a).astype(np.int16)
     b = Image.fromarray(np.where(arr < 255, arr + 1, arr - 1).astype(np.uint8))  # every value off by exactly 1
-    assert rp.psnr(a, b) == pytest.approx(20 * math.log10(255), abs=1e-9)  # 48.13 dB
-    assert rp.psnr(a, b) == rp.psnr(b, a)
+    assert psnr(a, b) == pytest.approx(20 * math.log10(255), abs=1e-9)  # 48.13 dB
+    assert psnr(a, b) == psnr(b, a)
     with pytest.raises(ValueError, match="differ in size"):
-        rp.psnr(a, a.resize((20, 16)))
+        psnr(a, a.resize((20, 16)))
 
 
 def test_gaussian_window():
-    w = rp.gaussian_window(11, 1.5)
+    w = gaussian_window(11, 1.5)
     assert w.shape == (11, 11) and w.sum() == pytest.approx(1.0)
     assert np.allclose(w, w.T) and np.allclose(w, w[::-1, ::-1])
     assert w.argmax() == 60  # the centre
 
 
 def test_ssim_matches_a_window_by_window_reference():
-    x = rp.luma(make_image(23, 19, seed=3))
-    y = rp.luma(_noisy(make_image(23, 19, seed=3), 20))
-    assert rp.ssim_map(x, y).shape == (9, 13)
-    assert float(rp.ssim_map(x, y).mean()) == pytest.approx(_ssim_reference(x, y), rel=1e-9)
+    x = luma(make_image(23, 19, seed=3))
+    y = luma(_noisy(make_image(23, 19, seed=3), 20))
+    assert ssim_map(x, y).shape == (9, 13)
+    assert float(ssim_map(x, y).mean()) == pytest.approx(_ssim_reference(x, y), rel=1e-9)
 
 
 def test_ssim_properties():
     a = make_image(48, 40, seed=1)
-    assert rp.ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(a, a) == pytest.approx(1.0, abs=1e-12)
     b = _noisy(a, 10)
-    assert rp.ssim(a, b) == pytest.approx(rp.ssim(b, a), abs=1e-12)  # symmetric
-    values = [rp.ssim(a, _noisy(a, s)) for s in (2, 8, 20, 50)]
+    assert ssim(a, b) == pytest.approx(ssim(b, a), abs=1e-12)  # symmetric
+    values = [ssim(a, _noisy(a, s)) for s in (2, 8, 20, 50)]
     assert all(-1 <= v < 1 for v in values)
     assert values == sorted(values, reverse=True)  # more noise, less similar
     inverted = Image.fromarray(255 - np.asarray(a))
-    assert rp.ssim(a, inverted) < 0  # anti-correlated structure
+    assert ssim(a, inverted) < 0  # anti-correlated structure
     # A uniform brightness shift keeps the structure: it costs far less than noise of the same MSE.
     shifted = Image.fromarray(np.clip(np.asarray(a).astype(int) + 20, 0, 255).astype(np.uint8))
     noisy = _noisy(a, 20)
-    assert rp.psnr(a, shifted) > rp.psnr(a, noisy) - 1.5
-    assert rp.ssim(a, shifted) > rp.ssim(a, noisy) + 0.2
+    assert psnr(a, shifted) > psnr(a, noisy) - 1.5
+    assert ssim(a, shifted) > ssim(a, noisy) + 0.2
     with pytest.raises(ValueError, match="at least 11x11"):
-        rp.ssim(make_image(10, 10), make_image(10, 10))
+        ssim(make_image(10, 10), make_image(10, 10))
 
 
 def test_luma_is_bt601():
     img = Image.new("RGB", (2, 1), (255, 0, 0))
-    assert rp.luma(img)[0, 0] == pytest.approx(0.299 * 255)
+    assert luma(img)[0, 0] == pytest.approx(0.299 * 255)
 
 
 # -- losses measured on finished images ----------------------------------------------------------------------
 
 
 def test_measured_losses_vanish_on_the_target(tiny_st, content_img, style_img):
-    per = rp.style_losses(tiny_st.model, style_img, style_img)
-    assert list(per) == list(rp.PAPER_STYLE_LAYERS)
+    per = style_losses(tiny_st.model, style_img, style_img)
+    assert list(per) == list(PAPER_STYLE_LAYERS)
     assert all(v == pytest.approx(0.0, abs=1e-9) for v in per.values())
-    other = rp.style_losses(tiny_st.model, content_img, style_img)
+    other = style_losses(tiny_st.model, content_img, style_img)
     assert all(v > 0 for v in other.values())
-    assert rp.weighted_style_loss(other) == pytest.approx(sum(other.values()) / 5)
-    assert rp.weighted_style_loss(other, ["conv1_1"]) == other["conv1_1"]
-    assert rp.content_loss_at(tiny_st.model, content_img, content_img) == 0.0
-    assert rp.content_loss_at(tiny_st.model, style_img.resize(content_img.size), content_img) > 0
+    assert weighted_style_loss(other) == pytest.approx(sum(other.values()) / 5)
+    assert weighted_style_loss(other, ["conv1_1"]) == other["conv1_1"]
+    assert content_loss_at(tiny_st.model, content_img, content_img) == 0.0
+    assert content_loss_at(tiny_st.model, style_img.resize(content_img.size), content_img) > 0
 
 
 def test_is_monotone():
-    assert rp.is_monotone([1, 2, 3], increasing=True) and not rp.is_monotone([1, 2, 2], increasing=True)
-    assert rp.is_monotone([3, 2, 1], increasing=False) and not rp.is_monotone([3, 4, 1], increasing=False)
+    assert is_monotone([1, 2, 3], increasing=True) and not is_monotone([1, 2, 2], increasing=True)
+    assert is_monotone([3, 2, 1], increasing=False) and not is_monotone([3, 4, 1], increasing=False)
 
 
 # -- contact sheets ------------------------------------------------------------------------------------------
@@ -111,7 +119,7 @@ def test_is_monotone():
 def test_contact_sheet_layout():
     red = Image.new("RGB", (40, 30), (255, 0, 0))
     blue = Image.new("RGB", (80, 60), (0, 0, 255))  # scaled down to the 40 px tile
-    sheet = rp.contact_sheet(
+    sheet = contact_sheet(
         [[red, blue], ["missing", None]],
         title="a title",
         col_labels=["one", "two"],
@@ -134,13 +142,13 @@ def test_contact_sheet_layout():
 
 def test_contact_sheet_rejects_empty():
     with pytest.raises(ValueError):
-        rp.contact_sheet([])
+        contact_sheet([])
 
 
 def test_with_inset():
     panel = Image.new("RGB", (64, 48), (0, 255, 0))
     painting = Image.new("RGB", (30, 40), (255, 0, 255))
-    out = rp.with_inset(panel, painting)
+    out = with_inset(panel, painting)
     assert out.size == panel.size
     assert out.getpixel((3, 45)) == (255, 0, 255)  # lower left: the painting
     assert out.getpixel((60, 3)) == (0, 255, 0)
@@ -161,7 +169,7 @@ def image_dir(tmp_path):
 
 def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir, capsys):
     out = tmp_path / "out"
-    rc = rp.main(
+    rc = main(
         [
             "all",
             "--out",
@@ -196,7 +204,7 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["weights"] == "tiny random VGG-16 (tests)" and not report["partial"]
-    assert [r["layer"] for r in report["fig1"]["content"]] == list(rp.FIG1_LAYERS)
+    assert [r["layer"] for r in report["fig1"]["content"]] == list(FIG1_LAYERS)
     assert set(report["fig1"]["style"]) == {"starry_night", "tubingen"}
     status = {p["panel"]: p["status"] for p in report["fig2"]["panels"]}
     assert status == {"B": "done", "C": "done", "D": "absent", "E": "absent", "F": "absent", "+": "absent"}
@@ -226,23 +234,49 @@ def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, ca
         "--device",
         "cpu",
     ]
-    assert rp.main(args) == 0
+    assert main(args) == 0
     first = json.loads((out / "report.json").read_text())
     before = (out / "fig1/content_conv3_1.png").read_bytes()
-    assert rp.main([*args, "--resume"]) == 0
+    assert main([*args, "--resume"]) == 0
     again = json.loads((out / "report.json").read_text())
     assert "reused from fig1/content_conv3_1.png" in capsys.readouterr().err
     assert again["reused_runs"] == again["runs"] == 15
     assert again["fig1"]["content"] == first["fig1"]["content"]  # same images, same numbers
     assert (out / "fig1/content_conv3_1.png").read_bytes() == before
-    assert rp.main([*args, "--resume", "--steps", "3"]) == 0  # other settings: nothing reused
+    assert main([*args, "--resume", "--steps", "3"]) == 0  # other settings: nothing reused
     assert json.loads((out / "report.json").read_text())["reused_runs"] == 0
 
 
 def test_command_says_when_images_are_absent(tmp_path, capsys):
-    rc = rp.main(["fig1", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "nowhere")])
+    rc = main(["fig1", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "nowhere")])
     assert rc == 2
     assert "--images" in capsys.readouterr().err
+
+
+def test_old_command_still_works_and_says_it_is_deprecated():
+    """``python -m gatys.reproduce`` forwards to ``python -m reproduction`` for one release, with a warning."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gatys.reproduce", "--help"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "DeprecationWarning" in proc.stderr and "python -m reproduction" in proc.stderr
+    assert "usage: python -m reproduction" in proc.stdout and "--images" in proc.stdout
+
+
+def test_the_library_does_not_import_the_reproduction():
+    code = "import sys, gatys, gatys.cli; assert not {'reproduction', 'gatys.reproduce'} & set(sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_images_folder_comes_from_the_environment_or_is_required(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GATYS_IMAGES", raising=False)
+    assert main(["fig1", "--out", str(tmp_path / "o")]) == 2
+    assert "pass --images DIR (or set GATYS_IMAGES)" in capsys.readouterr().err
+    monkeypatch.setenv("GATYS_IMAGES", str(tmp_path / "elsewhere"))
+    assert main(["fig1", "--out", str(tmp_path / "o")]) == 2
+    assert f"images folder {tmp_path / 'elsewhere'} not found" in capsys.readouterr().err
 
 
 # -- the real thing, small ---------------------------------------------------------------------------------
@@ -257,7 +291,7 @@ _runs: dict[str, dict] = {}
 def _small_report(hed_weights, shared_images, tmp_path_factory) -> dict:
     if "report" not in _runs:
         out = tmp_path_factory.mktemp("repro")
-        rc = rp.main([*SMALL, "--out", str(out), "--images", str(shared_images), "--weights", str(hed_weights), "-q"])
+        rc = main([*SMALL, "--out", str(out), "--images", str(shared_images), "--weights", str(hed_weights), "-q"])
         assert rc == 0
         _runs["report"] = json.loads((out / "report.json").read_text())
         _runs["report"]["_out"] = str(out)
@@ -310,7 +344,7 @@ def test_small_reproduction_report(small):
 def test_small_content_reconstructions_are_near_perfect_then_fall_with_depth(small):
     """Fig. 1: conv1_1 and conv2_1 near-perfect; PSNR (and SSIM) fall with every deeper layer."""
     psnrs = [r["psnr_db"] for r in small["fig1"]["content"]]
-    assert rp.is_monotone(psnrs, increasing=False), psnrs
+    assert is_monotone(psnrs, increasing=False), psnrs
     _assert_pass(_checks(small, "fig1", "near-perfect") + _checks(small, "fig1", "PSNR falls"))
 
 
@@ -343,7 +377,7 @@ def test_small_fig3_content_loss_rises_as_alpha_beta_falls(small):
     _assert_pass(_checks(small, "fig3", "content loss rises"))
     for letter in "ABCDE":
         row = sorted((c for c in small["fig3"]["cells"] if c["row"] == letter), key=lambda c: -c["alpha_beta"])
-        assert rp.is_monotone([c["content_loss"] for c in row], increasing=True), row
+        assert is_monotone([c["content_loss"] for c in row], increasing=True), row
 
 
 @pytest.mark.slow
