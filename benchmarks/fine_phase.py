@@ -21,7 +21,6 @@ search; one step = one forward + backward), so its steps cost what a ``stylize``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -37,6 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.speed import load_images  # noqa: E402
+from gatys._optimize import build_targets, objective  # noqa: E402
 
 LOGGED = (10, 25, 50, 100, 150, 200)
 DEFAULT_VARIANTS = ("photo", "coarse-x1", "coarse-x64", "photo-history100", "photo-pyramid4-r1", "photo-pyramid4-r0.5")
@@ -61,7 +61,7 @@ class FinePhase:
         c = self.st._prepare(self.content, size, "content image")
         s = self.st._prepare(self.style, size, "style image")
         scale = self.final_pixels / (c.shape[2] * c.shape[3]) * content_mult  # gatys' rule, times K
-        return c, self.st._targets(self.opts, c, [s], [1.0], "stylize", scale)
+        return c, build_targets(self.st.model, self.opts, c, [s], [1.0], scale)
 
     def lbfgs(
         self, params: list[torch.Tensor], make_x: Any, t: Any, steps: int, stop: float | None = None, history: int = 20
@@ -76,7 +76,7 @@ class FinePhase:
         def closure() -> torch.Tensor:
             opt.zero_grad()
             x = make_x()
-            loss, parts = self.st._losses(x, t, contextlib.nullcontext)
+            loss, parts = objective(self.st.model, x, t)
             loss.backward()
             total, lc, ls, _ = parts.tolist()
             rec["losses"].append((total, t.alpha * lc, ls))
@@ -132,7 +132,7 @@ class FinePhase:
             x = x0.detach().clone().requires_grad_(True)
             params, make_x = [x], (lambda: x)
         with torch.no_grad():
-            _, parts = self.st._losses(x0, t, contextlib.nullcontext)
+            _, parts = objective(self.st.model, x0, t)
         total, lc, ls, _ = parts.tolist()
         rec = self.lbfgs(params, make_x, t, cap, stop=target, history=history)
         return {

@@ -402,14 +402,15 @@ def memory(r: dict[str, Any] | None) -> str:
 def fp32_losses(bench: Bench, image: Image.Image, size: int) -> dict[str, float]:
     """Content and style loss of ``image`` with fp32 network and targets at ``size`` (the paper preset)."""
     from gatys import image as im
+    from gatys._optimize import build_targets, objective
 
     st = bench.st
     content = st._prepare(bench.content, size, "content image")
     style = st._prepare(bench.style, max(im.MIN_SIDE, round(size * bench.preset.style_scale)), "style image")
-    targets = st._targets(bench.preset, content, [style], [1.0], "stylize")
+    targets = build_targets(st.model, bench.preset, content, [style], [1.0])
     x = im.to_tensor(image.resize((content.shape[3], content.shape[2]))).to(st.device)
     with torch.no_grad():
-        _, parts = st._losses(x, targets, contextlib.nullcontext)
+        _, parts = objective(st.model, x, targets)
     loss, lc, ls, _ = parts.tolist()
     return {"loss": loss, "content": lc, "style": ls}
 

@@ -8,11 +8,12 @@ Example:
 
 from .errors import ConfigError, GatysError, ImageError, WeightsError
 from .presets import PRESETS, Preset
-from .transfer import Snapshot, StepInfo, StyleTransfer, StylizeOutput
+from .transfer import Plan, Snapshot, StepInfo, StyleTransfer, StylizeOutput
 
 __all__ = [
     "StyleTransfer",
     "StylizeOutput",
+    "Plan",
     "StepInfo",
     "Snapshot",
     "Preset",

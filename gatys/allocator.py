@@ -11,9 +11,11 @@ memory for the next step (a huge ``M_TRIM_THRESHOLD``), the runtime equivalent o
 same; what is no longer given back between steps is handed back at the end of a run by
 :func:`release_memory` (``malloc_trim``), so an idle app does not sit on a run's peak.
 
-:class:`gatys.StyleTransfer` calls both for CPU runs. Opt out with ``GATYS_TUNE_MALLOC=0`` (or by setting
-``GLIBC_TUNABLES`` malloc options yourself, which are then left alone). Elsewhere than glibc (macOS,
-Windows, musl) both functions do nothing.
+:class:`gatys.StyleTransfer` calls both for CPU runs unless told not to: ``StyleTransfer(...,
+tune_malloc=False)`` for one instance, ``GATYS_TUNE_MALLOC=0`` for every instance that leaves ``tune_malloc``
+unset. Malloc options you set yourself in ``GLIBC_TUNABLES`` are always left alone. The settings are
+process-wide and, once applied, stay in effect for the rest of the process (nothing here undoes them).
+Elsewhere than glibc (macOS, Windows, musl) both functions do nothing.
 
 Limits, measured: the heap keeps 5-15 % more than the peak live memory (glibc cannot always reuse a freed
 block for an aligned request of the same size), which settles after a few steps; and in a thread other than
@@ -28,7 +30,7 @@ import os
 import platform
 import threading
 
-#: Environment variable that switches the tuning off when set to 0, false, no or off.
+#: Environment variable that switches the tuning off when set to 0, false, no or off (the default is on).
 ENV_VAR = "GATYS_TUNE_MALLOC"
 
 # mallopt parameter numbers from glibc's <malloc.h>.
@@ -52,17 +54,30 @@ def _libc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
-def enabled() -> bool:
-    """Whether the tuning is allowed here: glibc, not opted out, no malloc ``GLIBC_TUNABLES`` of the user's."""
-    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
+def requested_by_env() -> bool:
+    """Whether ``GATYS_TUNE_MALLOC`` asks for the tuning: yes unless it is 0, false, no or off."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def enabled(requested: bool | None = None) -> bool:
+    """Whether the tuning is to be applied here: requested, glibc, and no malloc ``GLIBC_TUNABLES`` of the user's.
+
+    Args:
+        requested: True or False decide; None (the default) asks ``GATYS_TUNE_MALLOC``.
+    """
+    if not (requested_by_env() if requested is None else requested):
         return False
     if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     return _libc() is not None
 
 
-def tune_allocator() -> bool:
+def tune_allocator(requested: bool | None = None) -> bool:
     """Serve large allocations from glibc's heap and keep freed memory for reuse; once per process.
+
+    Args:
+        requested: as for :func:`enabled`; False leaves the allocator as it is (it does not undo an earlier
+            call: the settings are process-wide).
 
     Returns:
         True when the settings are in effect (now or from an earlier call), False when not applied
@@ -72,7 +87,7 @@ def tune_allocator() -> bool:
     with _lock:
         if _tuned:
             return True
-        if not enabled():
+        if not enabled(requested):
             return False
         libc = _libc()
         assert libc is not None

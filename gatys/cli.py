@@ -135,14 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The library words its advice without naming flags; here it names the command line's.
+_FLAG_WORDING = {"a larger output size": "a larger --size", "the lbfgs optimizer": "--optimizer lbfgs"}
+
+
 def _err(message: str) -> int:
+    for neutral, flag in _FLAG_WORDING.items():
+        message = message.replace(neutral, flag)
     print(f"gatys: error: {message}", file=sys.stderr)
     return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from . import image as im
     from .presets import get_preset
     from .transfer import StyleTransfer
@@ -160,26 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         st = StyleTransfer.from_pretrained(
             args.weights, revision=args.revision, local_files_only=args.local_files_only, device=args.device
         )
-        st.check_inputs(
-            args.content,
-            args.styles,
-            preset=opts,
-            style_weights=args.style_weights,
-            init_image=init_image,
-            precision=args.precision,
-        )
-        print(
-            f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {sum(opts.scale_steps())} steps",
-            file=sys.stderr,
-        )
 
         def save_snapshot(info: Any) -> None:
             if args.save_every and info.step % args.save_every == 0 and info.step != info.total:
                 im.save_image(info.image, out_path.with_name(f"{out_path.stem}_step{info.step:04d}{out_path.suffix}"))
 
-        out = st.stylize(
-            args.content,
-            args.styles,
+        options: dict[str, Any] = dict(
             preset=opts,
             style_weights=args.style_weights,
             init_image=init_image,
@@ -188,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             precision=args.precision,
         )
+        st.check_inputs(args.content, args.styles, **options)
+        print(
+            f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {sum(opts.scale_steps())} steps",
+            file=sys.stderr,
+        )
+        out = st.stylize(args.content, args.styles, **options)
         im.save_image(out.image, out_path)
     except GatysError as e:
         return _err(str(e))

@@ -162,7 +162,7 @@ def check_size(img: Image.Image, name: str = "image") -> None:
     if min(w, h) < MIN_SIDE:
         raise ImageError(
             f"{name} is {w}x{h} px; each side must be at least {MIN_SIDE} px after resizing "
-            "(use a larger image, a larger --size, or crop a very wide/tall image)"
+            "(use a larger image, a larger output size, or crop a very wide/tall image)"
         )
 
 

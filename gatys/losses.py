@@ -3,179 +3,43 @@
 Notation of Gatys, Ecker & Bethge (2015): a layer with N_l filters has feature maps of size
 M_l = height x width; F^l is the (N_l x M_l) matrix of the generated image's responses, P^l the
 content image's, G^l = F^l F^lT the generated image's Gram matrix and A^l the style image's.
+
+Each function states its equation; the fast CPU products and the closed-form gradients that compute it live
+in the private :mod:`gatys._kernels` beside this module.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
-
-def _acc(t: torch.Tensor) -> torch.Tensor:
-    """Accumulate in fp32 (or fp64 when given fp64): bf16 sums of squares lose too many digits."""
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+from . import _kernels
 
 
-# oneDNN's matmul, which PyTorch exposes for fp32 only as this op (torch.compile emits it for CPU linear
-# layers). On the benchmark CPU (AMD EPYC, AVX-512) it runs the style gradient's (M x N) @ (N x N) products
-# about twice as fast as the MKL sgemm behind torch.bmm (benchmarks/README.md). Without it, off the CPU, or
-# with autograd on, bmm does the same product.
-_onednn_linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-
-
-@functools.cache
-def _onednn_dtypes() -> tuple[torch.dtype, ...]:
-    if _onednn_linear is None or not torch.backends.mkldnn.is_available():
-        return ()
-    return (torch.float32, torch.bfloat16) if torch.ops.mkldnn._is_mkldnn_bf16_supported() else (torch.float32,)
-
-
-def _use_onednn(*matrices: torch.Tensor) -> bool:
-    """Whether ``_onednn_linear`` can multiply these 2-D CPU matrices (it has no autograd formula)."""
-    # torch.compile cannot trace this op (it has no fake-tensor kernel): compiled code takes the plain matmuls.
-    return (
-        not torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and all(m.device.type == "cpu" and m.dim() == 2 and m.dtype in _onednn_dtypes() for m in matrices)
-    )
-
-
-def _channels_last(t: torch.Tensor) -> bool:
-    """Whether ``t`` is stored channels_last (and not also plain contiguous, as 1 x 1 maps are)."""
-    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_content = ½ Σ (F − P)² (Eq. 1); its backward is Eq. 2, F − P (where F > 0, through the ReLU)."""
+    return _kernels.ContentLoss.apply(features, target)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """G = F Fᵀ (Eq. 3), unnormalised, for features of shape (B, N, H, W) -> (B, N, N).
 
-    A batched matmul; accumulates in fp32 even when the features are bf16.
+    Accumulates in fp32 even when the features are bf16.
     """
-    b, n, h, w = features.shape
-    channels_last = _channels_last(features)
-    if channels_last and b == 1 and features.dtype == torch.float32 and _use_onednn(features.reshape(n, h * w)):
-        return _gram_fp32_cpu(features.reshape(n, h * w).t())[None]
-    # bf16 features are converted in their own (channels_last) layout, one streaming pass. oneDNN would want
-    # them transposed, and the transposing copy costs more than its faster product saves (measured).
-    f = _acc(features.reshape(b, n, h * w))
-    return torch.bmm(f, f.transpose(1, 2))
-
-
-def _gram_fp32_cpu(x: torch.Tensor) -> torch.Tensor:
-    """Xᵀ X for the (M x N) matrix X of channels_last features, the fastest way measured per width N.
-
-    Measured on the benchmark CPU (AMD EPYC, 2 cores), the paper's layers at 256 and 512 px: for N >= 256,
-    oneDNN on a transposed copy (0.6x the time of bmm at conv4_1); for N = 128, the symmetric product by blocks
-    (three quarters of the multiply-adds, 0.87x); for N = 64, bmm (blocks of 32 run slower). Together 2.8 ms
-    less per step at 256 px, 8 ms at 512 px. The copy is made only up to 8 MB: larger transient copies
-    fragmented the heap and raised the peak RSS of a 1024 px run by 220 MB (measured), for under 1 % of a step.
-    """
-    m, n = x.shape
-    if n >= 256 and x.numel() * x.element_size() <= 8 << 20:
-        xt = x.t().contiguous()
-        return _onednn_linear(xt, xt, None, "none", [], "")
-    if n >= 128 and n % 2 == 0:
-        h = n // 2
-        a, c = x[:, :h], x[:, h:]
-        g = torch.empty(n, n, dtype=x.dtype)
-        torch.mm(a.t(), a, out=g[:h, :h])
-        torch.mm(c.t(), c, out=g[h:, h:])
-        torch.mm(a.t(), c, out=g[:h, h:])
-        g[h:, :h] = g[:h, h:].t()
-        return g
-    return torch.mm(x.t(), x)
-
-
-class _ContentLoss(torch.autograd.Function):
-    """L_content with the paper's closed-form gradient (Eq. 2): ∂L/∂F = F − P.
-
-    One subtraction forward and one multiplication backward, the gradient in the features' own layout
-    (``mse_loss``'s backward zero-fills a buffer first and costs several times more on CPU).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        diff = _acc(features) - _acc(target)
-        ctx.save_for_backward(diff)
-        ctx.dtypes = features.dtype, target.dtype
-        return 0.5 * diff.pow(2).sum()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        (diff,) = ctx.saved_tensors
-        g = diff * grad
-        grad_features = g.to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
-        grad_target = (-g).to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
-        return grad_features, grad_target
-
-
-def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_content = ½ Σ (F − P)² (Eq. 1); its backward is Eq. 2, F − P."""
-    return _ContentLoss.apply(features, target)
-
-
-def layer_style_loss(gram: torch.Tensor, target_gram: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """E_l = Σ (G − A)² / (4 N_l² M_l²) (Eq. 4), from Gram matrices."""
-    return (gram - target_gram).pow(2).sum() / (4.0 * n * n * m * m)
-
-
-class _StyleLayerLoss(torch.autograd.Function):
-    """E_l from features, with the paper's closed-form gradient (Eq. 6) as the backward pass.
-
-    Autograd through ``gram_matrix`` spends three matmuls per layer and step (G, then one for each factor
-    of F Fᵀ) and adds the two halves; Eq. 6 needs one: ∂E_l/∂F = (G − A) F / (N² M²). The ReLU mask of
-    Eq. 6 (zero where F < 0) comes from the ReLU's own backward.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
-        _, n, h, w = features.shape
-        diff = gram_matrix(features) - target_gram
-        ctx.scale = 1.0 / (4.0 * n * n * (h * w) ** 2)
-        ctx.target_shape = target_gram.shape
-        ctx.save_for_backward(features, diff)
-        return torch.dot(diff.flatten(), diff.flatten()) * ctx.scale
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        features, diff = ctx.saved_tensors
-        b, n, h, w = features.shape
-        grad_features = grad_target = None
-        if ctx.needs_input_grad[0]:
-            # ∂/∂F Σ (F Fᵀ − A)² = 2 (D + Dᵀ) F with D = G − A, i.e. Eq. 6 for any A.
-            d = torch.add(diff, diff.transpose(1, 2)).mul_(2.0 * ctx.scale * grad)
-            f = features.reshape(b, n, h * w)
-            # The gradient is returned as a fresh tensor in the features' own layout, not as a view, so that
-            # autograd adds the network's gradient into it in place instead of allocating the sum.
-            channels_last = _channels_last(features)
-            if channels_last and b == 1 and _use_onednn(f[0]):
-                # channels_last features are X = Fᵀ, an (M x N) matrix in memory: the gradient's transpose is
-                # X d (d = dᵀ), in X's layout and dtype. For bf16 features d is rounded to bf16 like every other
-                # gradient of the bf16 network's backward pass.
-                x = f[0].t()
-                grad_features = _onednn_linear(x, d[0].to(x.dtype), None, "none", [], "")
-                grad_features.as_strided_((b, n, h, w), (n * h * w, 1, w * n, n))
-            elif channels_last:
-                grad_features = torch.empty_like(features, dtype=_acc(d).dtype)
-                torch.bmm(_acc(f).transpose(1, 2), d, out=grad_features.permute(0, 2, 3, 1).view(b, h * w, n))
-            else:
-                grad_features = torch.empty_like(features, dtype=_acc(d).dtype, memory_format=torch.contiguous_format)
-                torch.bmm(d, _acc(f), out=grad_features.view(b, n, h * w))
-            grad_features = grad_features.to(features.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_target = (diff * (-2.0 * ctx.scale * grad)).sum_to_size(ctx.target_shape)
-        return grad_features, grad_target
+    return _kernels.gram(features)
 
 
 def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
-    """E_l of features (B, N, H, W) against a target Gram matrix A (B or 1, N, N).
+    """E_l = Σ (G − A)² / (4 N_l² M_l²) (Eq. 4), with G = F Fᵀ the Gram matrix of ``features``.
 
-    Same value as ``layer_style_loss(gram_matrix(features), A, N, M)``; its backward is the paper's
-    closed form (Eq. 6), one matmul instead of autograd's two.
+    Args:
+        features: F^l of shape (B, N, H, W), so M_l = H W.
+        target_gram: A^l of shape (B or 1, N, N).
+
+    Its backward is the paper's closed form (Eq. 6), one matmul instead of autograd's three.
     """
-    return _StyleLayerLoss.apply(features, target_gram)
+    return _kernels.StyleLayerLoss.apply(features, target_gram)
 
 
 def style_loss(

@@ -1,30 +1,32 @@
 """StyleTransfer: the paper's algorithm, with the options users of the best tools expect.
 
-Data flows one way: images -> :mod:`gatys.image` -> targets computed once per scale -> the optimiser loop
--> :class:`StylizeOutput`. The library never prints; it reports through a typed callback and an optional
-tqdm bar.
+Data flows one way: images -> :mod:`gatys.image` -> a checked :class:`Plan` -> per scale, targets computed
+once and the optimiser's steps (:mod:`gatys._optimize`) -> :class:`StylizeOutput`. The library never prints;
+it reports through a typed callback and an optional tqdm bar.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import allocator
+from . import _optimize, allocator
 from . import image as im
+from ._optimize import NOISE_STD, lbfgs
 from .errors import ConfigError, GatysError
-from .losses import content_loss, gram_matrix, style_layer_loss, tv_loss
 from .presets import PAPER_STYLE_LAYERS, Preset, get_preset
 from .vgg import VGGFeatures
 from .weights import pick_device
+
+__all__ = ["NOISE_STD", "Plan", "Snapshot", "StepInfo", "StyleTransfer", "StylizeOutput", "lbfgs"]
 
 
 @dataclasses.dataclass
@@ -82,57 +84,102 @@ class StylizeOutput:
 
 Callback = Callable[[StepInfo], Any]
 
-#: Standard deviation of the white-noise init (image in [0, 1]); see StyleTransfer._init.
-NOISE_STD = 1e-3
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A checked run, built once before any compute: what :meth:`StyleTransfer.check_inputs` returns.
 
-def lbfgs(params: list[torch.Tensor], steps: int, history_size: int = 20) -> torch.optim.LBFGS:
-    """The L-BFGS that ``stylize`` runs for ``steps`` function evaluations (one step = one forward + backward).
-
-    A strong-Wolfe line search, as in scipy's L-BFGS-B that Gatys et al.'s code used: without one, the second
-    step overshot by 1e6x on Tübingen x Starry Night and L-BFGS crawled afterwards (measured). history_size 20:
-    L-BFGS-B keeps 10 pairs; 100 would hold 2.5 GB at 1024 px (and converged no faster at 512 px, measured in
-    benchmarks/README.md). No tolerances: the caller stops at its step budget.
+    The images are read and validated; :meth:`StyleTransfer.stylize` optimises exactly this.
     """
-    return torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=steps,
-        max_eval=steps + 25,
-        history_size=history_size,
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-        line_search_fn="strong_wolfe",
-    )
+
+    settings: Preset  # the preset with the call's overrides
+    content: Image.Image
+    styles: tuple[Image.Image, ...]  # none: no style term (the loss is L_content alone)
+    blend: tuple[float, ...]  # weight of each style image, summing to 1
+    init_image: Image.Image | None  # start from this image instead of ``settings.init``
+    seed: int | None  # of the white-noise init; None: random
+    precision: str  # "fp32" or "bf16"
+    snapshot_every: int  # keep a snapshot every N steps (0: only the last)
 
 
-class _Stop(Exception):
-    """The callback asked to stop."""
+class _Recorder:
+    """The bookkeeping after every step of a run: loss history, progress bar, snapshots, the caller's callback."""
 
+    def __init__(self, total: int, snapshot_every: int, callback: Callback | None, progress: bool):
+        self.total, self.snapshot_every, self.callback = total, snapshot_every, callback
+        self.history: list[StepInfo] = []
+        self.snapshots: list[Snapshot] = []
+        self.stopped = False
+        self.start = time.perf_counter()
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-class _ScaleDone(Exception):
-    """The step budget of one scale is spent (raised from inside the optimiser's closure)."""
+            self.bar = tqdm(total=total, desc="gatys", unit="step", dynamic_ncols=True)
 
+    def reporter(self, scale: _optimize.Scale, settings: Preset) -> _optimize.Report:
+        """What the optimiser calls after each step of ``scale``."""
 
-@dataclasses.dataclass
-class _Targets:
-    """Everything one scale's loss needs, computed once."""
+        def report(x: torch.Tensor, values: list[float]) -> None:
+            step = len(self.history) + 1
+            w, h = scale.size
+            loss, lc, ls, ltv = values
+            info = StepInfo(step, self.total, loss, lc, ls, ltv, scale.index, (w, h), time.perf_counter() - self.start)
+            self.history.append(info)
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix(loss=f"{info.loss:.3g}", size=f"{w}x{h}")
+            want_snapshot = self.snapshot_every and (step % self.snapshot_every == 0 or step == self.total)
+            if self.callback is not None or want_snapshot:
+                pixels = _optimize.pixels(x, scale.content, settings)
+                if want_snapshot:
+                    self.snapshots.append(Snapshot(step, info.loss, im.to_pil(pixels)))
+                if self.callback is not None and self.callback(dataclasses.replace(info, pixels=pixels)) is False:
+                    raise _optimize.Stop
 
-    content: dict[str, torch.Tensor]  # layer -> P^l
-    content_weights: dict[str, float]
-    grams: dict[str, torch.Tensor]  # layer -> A^l, rescaled to the generated image's M_l
-    style_weights: dict[str, float]  # layer -> w_l
-    alpha: float  # weight of the content loss (β = 1)
-    tv_weight: float
-    pooling: str
+        return report
 
-    @property
-    def layers(self) -> list[str]:
-        return list(dict.fromkeys([*self.content, *self.grams]))
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def finish(self, final: Image.Image, settings: Preset, weights: str, device: str) -> StylizeOutput:
+        """The output, with ``final`` (the kept best, not a line-search trial) as the last snapshot."""
+        step = len(self.history)
+        if self.snapshots and self.snapshots[-1].step == step:
+            self.snapshots[-1] = Snapshot(step, self.snapshots[-1].loss, final)
+        else:
+            self.snapshots.append(Snapshot(step, self.history[-1].loss, final))
+        return StylizeOutput(
+            image=final,
+            snapshots=self.snapshots,
+            losses=self.history,
+            settings=settings,
+            weights=weights,
+            device=device,
+            seconds=time.perf_counter() - self.start,
+            stopped=self.stopped,
+        )
 
 
 class StyleTransfer:
     """Neural style transfer after Gatys, Ecker & Bethge (2015).
+
+    Args:
+        model: the loss network; :meth:`from_pretrained` loads one.
+        device: force a device; by default ``accelerate`` picks (GPU when present, else CPU).
+        weights_name: names the weights in :attr:`description` and in results.
+        tune_malloc: whether runs on the CPU tune glibc's malloc (below). None: yes, unless the environment
+            variable ``GATYS_TUNE_MALLOC`` is 0 (or false, no, off).
+
+    Memory on the CPU: PyTorch has no caching allocator there, and glibc maps every block over 32 MB afresh
+    and unmaps it when freed, so each step at 512 px pays page faults for the same activations again (up to
+    40 % of a step on 2 cores, ``benchmarks/README.md``). A CPU run therefore first has glibc serve large
+    blocks from its heap and keep freed memory for the next step, and gives the free memory back to the
+    system when it ends (:mod:`gatys.allocator`). These settings are **process-wide**: they apply to every
+    allocation of the process, including other libraries', and stay in effect after the run. Switch them off
+    with ``tune_malloc=False`` or ``GATYS_TUNE_MALLOC=0``. Malloc options you set in ``GLIBC_TUNABLES`` are
+    left alone; nothing is done on GPUs or without glibc (macOS, Windows, musl).
 
     Example:
         >>> from gatys import StyleTransfer
@@ -141,12 +188,20 @@ class StyleTransfer:
         >>> out.image.save("out.png")
     """
 
-    def __init__(self, model: VGGFeatures, *, device: str | torch.device | None = None, weights_name: str = ""):
+    def __init__(
+        self,
+        model: VGGFeatures,
+        *,
+        device: str | torch.device | None = None,
+        weights_name: str = "",
+        tune_malloc: bool | None = None,
+    ):
         self.device = pick_device(device)
         self.model = model.to(self.device)
         # channels_last lets oneDNN/cuDNN pick their fastest kernels for 3x3 convolutions.
-        self.model.to(memory_format=torch.channels_last)
+        self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.weights_name = weights_name or getattr(model, "source", "") or "random weights"
+        self.tune_malloc = tune_malloc
 
     # -- loading -------------------------------------------------------------------------------------------
 
@@ -160,6 +215,7 @@ class StyleTransfer:
         local_files_only: bool = False,
         token: str | bool | None = None,
         device: str | torch.device | None = None,
+        tune_malloc: bool | None = None,
     ) -> StyleTransfer:
         """Load VGG weights (safetensors) from a folder or Hugging Face Hub repo.
 
@@ -167,6 +223,7 @@ class StyleTransfer:
             repo_id_or_path: a local folder or a Hub repo id; None uses :func:`gatys.weights.default_weights`.
             revision, cache_dir, local_files_only, token: passed to ``huggingface_hub`` for Hub repos.
             device: force a device; by default ``accelerate`` picks (GPU when present, else CPU).
+            tune_malloc: process-wide malloc tuning for CPU runs; see :class:`StyleTransfer`.
 
         Example:
             >>> st = StyleTransfer.from_pretrained("timm/vgg19.tv_in1k")
@@ -176,7 +233,7 @@ class StyleTransfer:
         model = load_vgg(
             repo_id_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
-        return cls(model, device=device, weights_name=model.config.display_name)
+        return cls(model, device=device, weights_name=model.config.display_name, tune_malloc=tune_malloc)
 
     @property
     def description(self) -> str:
@@ -218,68 +275,65 @@ class StyleTransfer:
         Returns:
             A :class:`StylizeOutput` with ``image``, ``snapshots`` and ``losses``.
         """
-        opts, content_img, style_imgs, blend, init_img = self.check_inputs(
+        plan = self.check_inputs(
             content,
             style,
             preset=preset,
             style_weights=style_weights,
             init_image=init_image,
+            seed=seed,
+            callback=callback,
             snapshot_every=snapshot_every,
+            progress=progress,
             precision=precision,
             **overrides,
         )
-        return self._run(
-            opts,
-            content_img,
-            style_imgs,
-            blend,
-            init_img,
-            seed,
-            callback,
-            snapshot_every,
-            progress,
-            precision,
-            mode="stylize",
-        )
+        return self._run(plan, callback, progress)
 
     def check_inputs(
-        self,
-        content: im.ImageInput,
-        style: im.ImageInput | Sequence[im.ImageInput],
-        *,
-        preset: str | Preset = "paper",
-        style_weights: Sequence[float] | None = None,
-        init_image: im.ImageInput | None = None,
-        snapshot_every: int = 0,
-        precision: str = "fp32",
-        **overrides: Any,
-    ) -> tuple[Preset, Image.Image, list[Image.Image], list[float], Image.Image | None]:
+        self, content: im.ImageInput, style: im.ImageInput | Sequence[im.ImageInput], **options: Any
+    ) -> Plan:
         """Validate every argument of :meth:`stylize` and read the images, before any compute.
 
+        Takes :meth:`stylize`'s arguments with :meth:`stylize`'s defaults (written once, there). ``callback``
+        and ``progress`` are checked too but are not part of the plan.
+
         Returns:
-            (settings, content image, style images, normalised blend weights, init image or None).
+            The :class:`Plan` that :meth:`stylize` would optimise: settings, images, normalised blend weights.
+
+        Example:
+            >>> plan = st.check_inputs("photo.jpg", ["a.jpg", "b.jpg"], style_weights=[3, 1], size=256)
+            >>> plan.blend
+            (0.75, 0.25)
         """
-        opts = get_preset(preset).with_overrides(**overrides)
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        bound = inspect.signature(StyleTransfer.stylize).bind(self, content, style, **options)
+        bound.apply_defaults()
+        a = bound.arguments
+        if a["callback"] is not None and not callable(a["callback"]):
+            raise ConfigError(f"callback must be a function of a StepInfo, got {a['callback']!r}")
+        settings = get_preset(a["preset"]).with_overrides(**a["overrides"])
+        styles = cast("list[im.ImageInput]", list(style) if isinstance(style, (list, tuple)) else [style])
         if not styles:
             raise ConfigError("give at least one style image")
-        blend = self._check_blend(style_weights, len(styles))
-        self._check_common(opts, snapshot_every, precision)
-        content_img = im.load_image(content, max_side=opts.size * 2, name="content image")
-        im.check_size(content_img, "content image")
-        style_imgs = []
-        for i, s in enumerate(styles):
-            name = f"style image {i + 1}" if len(styles) > 1 else "style image"
-            style_imgs.append(im.load_image(s, max_side=round(opts.size * opts.style_scale * 2), name=name))
-            im.check_size(style_imgs[-1], name)
-        init_img = None
-        if init_image is not None:
-            init_img = im.load_image(init_image, name="init image")
-        for size in opts.scale_sizes():
+        blend = self._check_blend(a["style_weights"], len(styles))
+        self._check_run(settings, a["snapshot_every"], a["precision"])
+        content_img, style_imgs = self._read_images(settings, content, styles)
+        init_img = None if a["init_image"] is None else im.load_image(a["init_image"], name="init image")
+        for size in settings.scale_sizes():
             im.resize_longest(content_img, size, f"content image at {size} px")
             for img in style_imgs:
-                im.resize_longest(img, max(im.MIN_SIDE, round(size * opts.style_scale)), f"style image at {size} px")
-        return opts, content_img, style_imgs, blend, init_img
+                style_size = max(im.MIN_SIDE, round(size * settings.style_scale))
+                im.resize_longest(img, style_size, f"style image at {size} px")
+        return Plan(
+            settings=settings,
+            content=content_img,
+            styles=tuple(style_imgs),
+            blend=tuple(blend),
+            init_image=init_img,
+            seed=a["seed"],
+            precision=a["precision"],
+            snapshot_every=a["snapshot_every"],
+        )
 
     def reconstruct_content(
         self,
@@ -297,14 +351,15 @@ class StyleTransfer:
     ) -> StylizeOutput:
         """Fig. 1, content reconstructions: from white noise, minimise the content loss on one layer only.
 
-        The default optimiser here is Adam (plain gradient steps, as the paper's Fig. 1 text says: "we perform
-        gradient descent on a white noise image"), not L-BFGS. L-BFGS scales each direction by its inverse
-        curvature, so it takes its largest steps along the pixel patterns a deep layer barely sees: from conv3_1
-        on, its reconstructions fill with colour speckle and their PSNR *falls* as the loss falls (measured with
-        the HED VGG-16 at 128 px, conv3_1: 13.8 dB after 20 steps, 12.5 dB after 500). Adam reconstructions fall
-        in PSNR with depth as the paper describes (37.9, 26.3, 13.6, 12.0, 11.5 dB for conv1_1..conv5_1).
+        A run with no style image, so the loss is the content loss alone. The default optimiser here is Adam
+        (plain gradient steps, as the paper's Fig. 1 text says: "we perform gradient descent on a white noise
+        image"), not L-BFGS. L-BFGS scales each direction by its inverse curvature, so it takes its largest
+        steps along the pixel patterns a deep layer barely sees: from conv3_1 on, its reconstructions fill with
+        colour speckle and their PSNR *falls* as the loss falls (measured with the HED VGG-16 at 128 px,
+        conv3_1: 13.8 dB after 20 steps, 12.5 dB after 500). Adam reconstructions fall in PSNR with depth as
+        the paper describes (37.9, 26.3, 13.6, 12.0, 11.5 dB for conv1_1..conv5_1).
         """
-        opts = get_preset("paper").with_overrides(
+        settings = get_preset("paper").with_overrides(
             name=f"content-{layer}",
             content_layers=(layer,),
             size=size,
@@ -313,9 +368,10 @@ class StyleTransfer:
             init="noise",
             learning_rate=learning_rate,
         )
-        self._check_common(opts, snapshot_every, "fp32")
+        self._check_run(settings, snapshot_every, "fp32")
         img = im.load_image(image, max_side=size * 2, name="image")
-        return self._run(opts, img, [], [], None, seed, callback, snapshot_every, progress, "fp32", mode="content")
+        plan = Plan(settings, img, (), (), None, seed, "fp32", snapshot_every)
+        return self._run(plan, callback, progress)
 
     def reconstruct_style(
         self,
@@ -330,16 +386,20 @@ class StyleTransfer:
         snapshot_every: int = 0,
         progress: bool = False,
     ) -> StylizeOutput:
-        """Fig. 1, style reconstructions: from white noise, minimise the style loss on ``layers`` only."""
-        opts = get_preset("paper").with_overrides(
+        """Fig. 1, style reconstructions: from white noise, minimise the style loss on ``layers`` only.
+
+        A run with no content layer and ``image`` as both content (it sets the size) and style.
+        """
+        settings = get_preset("paper").with_overrides(
             name=f"style-{layers[-1] if layers else ''}",
+            content_layers=(),
             style_layers=tuple(layers),
             size=size,
             steps=steps,
             optimizer=optimizer,
             init="noise",
         )
-        self._check_common(opts, snapshot_every, "fp32")
+        self._check_run(settings, snapshot_every, "fp32")
         img = im.load_image(image, max_side=size * 2, name="image")
         w, h = im.resize_longest(img, size, "image").size
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -347,17 +407,31 @@ class StyleTransfer:
         # nearly uniform, its style gradient nearly uniform too, and L-BFGS crawls (measured); a texture
         # keeps no grain the Gram matrices do not ask for.
         noise = im.to_pil(torch.rand((1, 3, h, w), generator=gen))
-        return self._run(opts, img, [img], [1.0], noise, seed, callback, snapshot_every, progress, "fp32", mode="style")
+        plan = Plan(settings, img, (img,), (1.0,), noise, seed, "fp32", snapshot_every)
+        return self._run(plan, callback, progress)
 
     # -- validation ----------------------------------------------------------------------------------------
 
-    def _check_common(self, opts: Preset, snapshot_every: int, precision: str) -> None:
-        self.model.check_layers(opts.content_layers)
-        self.model.check_layers(opts.style_layers)
+    def _check_run(self, settings: Preset, snapshot_every: int, precision: str) -> None:
+        self.model.check_layers(settings.content_layers)
+        self.model.check_layers(settings.style_layers)
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
             raise ConfigError(f"snapshot_every must be an integer >= 0, got {snapshot_every!r}")
         if precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+
+    @staticmethod
+    def _read_images(
+        settings: Preset, content: im.ImageInput, styles: list[im.ImageInput]
+    ) -> tuple[Image.Image, list[Image.Image]]:
+        content_img = im.load_image(content, max_side=settings.size * 2, name="content image")
+        im.check_size(content_img, "content image")
+        style_imgs = []
+        for i, s in enumerate(styles):
+            name = f"style image {i + 1}" if len(styles) > 1 else "style image"
+            style_imgs.append(im.load_image(s, max_side=round(settings.size * settings.style_scale * 2), name=name))
+            im.check_size(style_imgs[-1], name)
+        return content_img, style_imgs
 
     @staticmethod
     def _check_blend(style_weights: Sequence[float] | None, n: int) -> list[float]:
@@ -376,260 +450,58 @@ class StyleTransfer:
 
     # -- the optimisation ----------------------------------------------------------------------------------
 
-    def _prepare(self, img: Image.Image, size: int, name: str) -> torch.Tensor:
-        t = im.to_tensor(im.resize_longest(img, size, name))
-        return t.to(self.device)
-
-    @torch.no_grad()
-    def _targets(
-        self,
-        opts: Preset,
-        content: torch.Tensor,
-        styles: list[torch.Tensor],
-        blend: list[float],
-        mode: str,
-        content_scale: float = 1.0,
-    ) -> _Targets:
-        use_content = mode in ("stylize", "content")
-        use_style = mode in ("stylize", "style")
-        c_layers = list(opts.content_layers) if use_content else []
-        s_weights = opts.layer_weights if use_style else {}
-        content_feats = self.model(content, [*c_layers, *s_weights], opts.pooling)
-        targets = {name: content_feats[name].detach().clone() for name in c_layers}
-        grams: dict[str, torch.Tensor] = {}
-        for style_t, b in zip(styles, blend):
-            if b == 0:
-                continue
-            feats = self.model(style_t, list(s_weights), opts.pooling)
-            for name in s_weights:
-                f = feats[name]
-                m_style = f.shape[2] * f.shape[3]
-                m_out = content_feats[name].shape[2] * content_feats[name].shape[3]
-                # A^l scaled to the generated image's M_l, so style and output may differ in size (the paper
-                # uses same-size images, where this factor is 1).
-                g = gram_matrix(f) * (b * m_out / m_style)
-                grams[name] = g if name not in grams else grams[name] + g
-        # content_scale: see _run (coarse scales of a multi-scale run weigh the pixel sums as at the final size).
-        alpha = opts.alpha_beta * self.model.config.alpha_beta_scale * content_scale if use_style else 1.0
-        content_weights = {name: 1.0 / len(c_layers) for name in c_layers}
-        return _Targets(
-            targets,
-            content_weights,
-            grams,
-            {n: w for n, w in s_weights.items()},
-            alpha,
-            opts.tv_weight * content_scale if use_style else 0.0,
-            opts.pooling,
-        )
-
-    def _losses(self, x: torch.Tensor, t: _Targets, autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """The total loss (for backward) and its parts, stacked so that reading them is one device sync.
-
-        Each layer's loss term is built as soon as the network produces that layer: its backward then runs
-        when the network's backward reaches the layer, so the style gradients (a feature map each) are not all
-        held through the whole backward pass (about 0.4 GB less peak memory at 1024 px).
-        """
-        sums = {"content": x.new_zeros(()), "style": x.new_zeros(())}
-
-        def add_terms(name: str, f: torch.Tensor) -> None:
-            with torch.autocast(x.device.type, enabled=False):  # only the network runs in bf16
-                if name in t.content:
-                    sums["content"] = sums["content"] + t.content_weights[name] * content_loss(f, t.content[name])
-                if name in t.style_weights:
-                    sums["style"] = sums["style"] + t.style_weights[name] * style_layer_loss(f, t.grams[name])
-
-        with autocast():
-            self.model(x, t.layers, t.pooling, on_feature=add_terms)
-        lc, ls = sums["content"], sums["style"]
-        loss = t.alpha * lc + ls
-        ltv = x.new_zeros(())
-        if t.tv_weight > 0:
-            ltv = tv_loss(x)
-            loss = loss + t.tv_weight * ltv
-        with torch.no_grad():
-            parts = torch.stack([loss, lc, ls, ltv])
-        return loss, parts
-
-    def _init(
-        self,
-        opts: Preset,
-        content: torch.Tensor,
-        style: torch.Tensor | None,
-        init_img: Image.Image | None,
-        seed: int | None,
-    ) -> torch.Tensor:
-        _, _, h, w = content.shape
-        if init_img is not None:
-            x = im.to_tensor(init_img.resize((w, h), Image.Resampling.LANCZOS)).to(self.device)
-        elif opts.init == "content":
-            x = content.clone()
-        elif opts.init == "style" and style is not None:
-            x = F.interpolate(style, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-        else:
-            gen = torch.Generator().manual_seed(seed) if seed is not None else None
-            x = (0.5 + NOISE_STD * torch.randn((1, 3, h, w), generator=gen)).to(self.device)
-        if opts.preserve_colors:
-            x = im.luminance(x)
-        return x
-
-    def _run(
-        self,
-        opts: Preset,
-        content_img: Image.Image,
-        style_imgs: list[Image.Image],
-        blend: list[float],
-        init_img: Image.Image | None,
-        seed: int | None,
-        callback: Callback | None,
-        snapshot_every: int,
-        progress: bool,
-        precision: str,
-        mode: str,
-    ) -> StylizeOutput:
-        sizes, steps = opts.scale_sizes(), opts.scale_steps()
-        total = sum(steps)
-        history: list[StepInfo] = []
-        snapshots: list[Snapshot] = []
-        start = time.perf_counter()
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc="gatys", unit="step", dynamic_ncols=True)
-        autocast = (
-            (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16))
-            if precision == "bf16"
-            else contextlib.nullcontext
-        )
-        on_cpu = self.device.type == "cpu"
-        if on_cpu:
-            # Reuse freed activations between steps instead of re-mapping them (see gatys.allocator).
-            allocator.tune_allocator()
+    def _run(self, plan: Plan, callback: Callback | None, progress: bool) -> StylizeOutput:
+        """Optimise a checked plan, coarse to fine: each scale starts from the previous one's result."""
+        settings = plan.settings
+        sizes, steps = settings.scale_sizes(), settings.scale_steps()
+        recorder = _Recorder(sum(steps), plan.snapshot_every, callback, progress)
+        tuned = self.device.type == "cpu" and allocator.tune_allocator(self.tune_malloc)
+        final_w, final_h = im.longest_side_shape(plan.content.size, sizes[-1])
         x: torch.Tensor | None = None
-        content = None
-        stopped = False
-        step = 0
-        fw, fh = im.longest_side_shape(content_img.size, sizes[-1])
-        final_pixels = fw * fh
+        scale: _optimize.Scale | None = None
         try:
-            for scale, (size, n_steps) in enumerate(zip(sizes, steps)):
-                content = self._prepare(content_img, size, "content image")
-                _, _, h, w = content.shape
-                style_size = max(im.MIN_SIDE, round(size * opts.style_scale))
-                styles = [self._prepare(s, style_size, "style image") for s in style_imgs]
-                if opts.preserve_colors:
-                    gray = im.luminance(content)
-                    styles = [im.match_luminance(im.luminance(s), gray) for s in styles]
-                    content_for_net = gray
-                else:
-                    content_for_net = content
+            for index, (size, n_steps) in enumerate(zip(sizes, steps)):
                 # L_content and the TV loss are sums over positions (they grow with the pixel count) while each
                 # E_l is normalised by M_l² (it does not), so at a coarse scale the same α/β would favour style
                 # by the ratio of pixel counts. Each coarse scale weighs them as the final size does, so it
                 # optimises the same balance and hands the next scale a start near that balance's optimum.
-                content_scale = final_pixels / (h * w)
-                targets = self._targets(opts, content_for_net, styles, blend, mode, content_scale)
-                if x is None:
-                    x = self._init(opts, content_for_net, styles[0] if styles else None, init_img, seed)
-                else:
-                    # Coarse to fine: the next scale starts from the upsampled previous result.
-                    x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-                x = x.detach().contiguous().requires_grad_(True)
-                record: dict[str, float] = {}
-                scale_end = step + n_steps
-                best = {"loss": math.inf, "x": x.detach().clone()}
-
-                def report() -> None:
-                    """Bookkeeping after every function evaluation (= one step): history, bar, snapshot, callback."""
-                    nonlocal step
-                    step += 1
-                    if not math.isfinite(record["loss"]):
-                        raise GatysError(
-                            "the loss became NaN or infinite; lower the learning rate or use --optimizer lbfgs"
-                        )
-                    if record["loss"] < best["loss"]:
-                        best["loss"] = record["loss"]
-                        best["x"].copy_(x.detach())
-                    info = StepInfo(
-                        step,
-                        total,
-                        record["loss"],
-                        record["content"],
-                        record["style"],
-                        record["tv"],
-                        scale,
-                        (w, h),
-                        time.perf_counter() - start,
-                    )
-                    history.append(info)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{info.loss:.3g}", size=f"{w}x{h}")
-                    want_snapshot = snapshot_every and (step % snapshot_every == 0 or step == total)
-                    if callback is not None or want_snapshot:
-                        pixels = self._output(x, content, opts)
-                        if want_snapshot:
-                            snapshots.append(Snapshot(step, info.loss, im.to_pil(pixels)))
-                        if callback is not None and callback(dataclasses.replace(info, pixels=pixels)) is False:
-                            raise _Stop
-                    if step >= scale_end:
-                        raise _ScaleDone
-
-                def closure() -> torch.Tensor:
-                    opt.zero_grad(set_to_none=False)
-                    loss, parts = self._losses(x, targets, autocast)
-                    loss.backward()
-                    record.update(zip(("loss", "content", "style", "tv"), parts.tolist()))
-                    report()
-                    return loss
-
-                if opts.optimizer == "lbfgs":
-                    opt: torch.optim.Optimizer = lbfgs([x], n_steps)
-                    try:
-                        while True:  # LBFGS.step returns early when it deems itself converged; go on to the budget
-                            opt.step(closure)
-                    except _ScaleDone:
-                        pass
-                    with torch.no_grad():
-                        x.copy_(best["x"])  # the budget may end inside a line search, on a trial point
-                else:
-                    opt = torch.optim.Adam([x], lr=opts.learning_rate)
-                    try:
-                        while True:
-                            closure()
-                            opt.step()
-                            with torch.no_grad():
-                                x.clamp_(0, 1)  # Adam works in the box [0, 1], as in crowsonkb/style-transfer-pytorch
-                    except _ScaleDone:
-                        pass
-        except _Stop:
-            stopped = True
+                scale = self._scale(plan, index, size, n_steps, final_w * final_h)
+                x = self._start(plan, x, scale)
+                report = recorder.reporter(scale, settings)
+                _optimize.optimize_scale(self.model, x, settings, scale, plan.blend, plan.precision, report)
+        except _optimize.Stop:
+            recorder.stopped = True
         finally:
-            if bar is not None:
-                bar.close()
-            if on_cpu:
+            recorder.close()
+            if tuned:
                 allocator.release_memory()
-        if x is None or content is None or not history:
+        if x is None or scale is None or not recorder.history:
             raise GatysError("the run stopped before its first step; nothing to return")
-        final = im.to_pil(self._output(x, content, opts))
-        if snapshots and snapshots[-1].step == step:
-            snapshots[-1] = Snapshot(step, snapshots[-1].loss, final)  # the kept best, not a line-search trial
-        else:
-            snapshots.append(Snapshot(step, history[-1].loss, final))
-        return StylizeOutput(
-            image=final,
-            snapshots=snapshots,
-            losses=history,
-            settings=opts,
-            weights=self.weights_name,
-            device=str(self.device),
-            seconds=time.perf_counter() - start,
-            stopped=stopped,
-        )
+        final = im.to_pil(_optimize.pixels(x, scale.content, settings))
+        return recorder.finish(final, settings, self.weights_name, str(self.device))
 
-    @torch.no_grad()
-    def _output(self, x: torch.Tensor, content: torch.Tensor, opts: Preset) -> torch.Tensor:
-        out = x.detach().clamp(0, 1)
-        if opts.preserve_colors:
-            out = im.with_chroma_of(out, content)
-        return out.contiguous().cpu()
+    def _prepare(self, img: Image.Image, size: int, name: str) -> torch.Tensor:
+        t = im.to_tensor(im.resize_longest(img, size, name))
+        return t.to(self.device)
+
+    def _scale(self, plan: Plan, index: int, size: int, steps: int, final_pixels: int) -> _optimize.Scale:
+        """The images of one scale on the device: content at ``size``, styles at ``size * style_scale``."""
+        content = self._prepare(plan.content, size, "content image")
+        style_size = max(im.MIN_SIDE, round(size * plan.settings.style_scale))
+        styles = [self._prepare(s, style_size, "style image") for s in plan.styles]
+        net_content = content
+        if plan.settings.preserve_colors:
+            net_content = im.luminance(content)
+            styles = [im.match_luminance(im.luminance(s), net_content) for s in styles]
+        _, _, h, w = content.shape
+        return _optimize.Scale(index, steps, content, net_content, styles, final_pixels / (h * w))
+
+    def _start(self, plan: Plan, previous: torch.Tensor | None, scale: _optimize.Scale) -> torch.Tensor:
+        """The leaf tensor a scale optimises: the run's initial image, or the previous scale's result upsampled."""
+        if previous is None:
+            style = scale.styles[0] if scale.styles else None
+            x = _optimize.initial_image(plan.settings, scale.net_content, style, plan.init_image, plan.seed)
+        else:
+            w, h = scale.size
+            x = F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+        return x.detach().contiguous().requires_grad_(True)

@@ -118,6 +118,7 @@ def test_cli_bad_images(tmp_path, images, capsys):
         ([str(tmp_path / "bad.jpg"), str(s)], "not an image file"),
         ([str(c), str(tmp_path / "missing.png")], "not found"),
         ([str(tmp_path / "dot.png"), str(s)], "at least 16 px"),
+        ([str(tmp_path / "dot.png"), str(s)], "a larger --size"),  # the library's advice, in the CLI's flags
     ]:
         assert main([*argv, "-o", str(out), "--size", "32", "-q"]) == 2
         err = capsys.readouterr().err.strip().splitlines()

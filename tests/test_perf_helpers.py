@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gatys import allocator
-from gatys.losses import content_loss, gram_matrix, layer_style_loss, style_layer_loss
+from gatys.losses import content_loss, gram_matrix, style_layer_loss
 
 CL = torch.channels_last
 
@@ -79,6 +79,26 @@ def test_stylize_tunes_allocator_on_cpu(tiny_st, content_img, style_img):
     assert allocator.is_tuned() or not allocator.enabled()
 
 
+def test_allocator_switch_argument_beats_env(monkeypatch):
+    monkeypatch.setenv(allocator.ENV_VAR, "0")
+    assert not allocator.enabled() and not allocator.enabled(False)
+    assert allocator.enabled(True) == (allocator._libc() is not None)
+    monkeypatch.setenv(allocator.ENV_VAR, "1")
+    assert not allocator.enabled(False)
+
+
+@pytest.mark.parametrize("tune_malloc", [None, False, True])
+def test_style_transfer_passes_its_malloc_switch(tiny_net, content_img, style_img, monkeypatch, tune_malloc):
+    from gatys import StyleTransfer
+
+    asked = []
+    monkeypatch.setattr(allocator, "tune_allocator", lambda requested=None: asked.append(requested) or False)
+    st = StyleTransfer(tiny_net, device="cpu", tune_malloc=tune_malloc)
+    st.stylize(content_img, style_img, size=32, steps=1)
+    st.reconstruct_content(content_img, "conv1_1", size=32, steps=1)
+    assert asked == [tune_malloc, tune_malloc]
+
+
 # --- closed-form loss gradients -----------------------------------------------------------------------------
 
 
@@ -95,7 +115,8 @@ def test_style_layer_loss_matches_autograd_through_gram(channels_last):
     a = gram_matrix(_rand(1, 6, 5, 4, seed=2))
     fast = style_layer_loss(f, a)
     (g_fast,) = torch.autograd.grad(fast, f)
-    plain = layer_style_loss(gram_matrix(f), a, 6, 20)
+    flat = f.reshape(2, 6, 20)
+    plain = (flat @ flat.transpose(1, 2) - a).pow(2).sum() / (4.0 * 6**2 * 20**2)  # Eq. 4, autograd through G
     (g_plain,) = torch.autograd.grad(plain, f)
     assert torch.allclose(fast, plain) and torch.allclose(g_fast, g_plain)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gatys import PRESETS, StepInfo, StyleTransfer, StylizeOutput
+from gatys import PRESETS, Plan, StepInfo, StyleTransfer, StylizeOutput
 from gatys.errors import ConfigError, ImageError, WeightsError
 
 FAST = dict(size=32, steps=4)
@@ -156,6 +156,29 @@ def test_reconstructions(tiny_st, content_img):
     assert c.losses[-1].content_loss < 0.5 * c.losses[0].content_loss and c.losses[-1].style_loss == 0
     s = tiny_st.reconstruct_style(content_img, ["conv1_1", "conv2_1"], size=32, steps=20)
     assert s.losses[-1].style_loss < 0.5 * s.losses[0].style_loss and s.losses[-1].content_loss == 0
+
+
+def test_reconstructions_are_ordinary_settings(tiny_st, content_img):
+    """Content only: no style image, so the loss is L_content itself. Style only: no content layer."""
+    c = tiny_st.reconstruct_content(content_img, "conv2_1", size=32, steps=2)
+    assert all(i.loss == i.content_loss for i in c.losses)
+    s = tiny_st.reconstruct_style(content_img, ["conv1_1"], size=32, steps=2)
+    assert s.settings.content_layers == () and s.settings.style_layers == ("conv1_1",)
+    assert all(i.loss == i.style_loss for i in s.losses)
+
+
+def test_check_inputs_returns_the_plan_stylize_runs(tiny_st, content_img, style_img):
+    other = style_img.transpose(0)
+    plan = tiny_st.check_inputs(content_img, [style_img, other], style_weights=[3, 1], size=32, steps=4)
+    assert isinstance(plan, Plan)
+    assert plan.settings.size == 32 and plan.settings.steps == 4 and plan.blend == (0.75, 0.25)
+    assert plan.content.size == content_img.size and len(plan.styles) == 2 and plan.init_image is None
+    # stylize's own defaults, written once there
+    assert (plan.seed, plan.precision, plan.snapshot_every) == (0, "fp32", 0)
+    with pytest.raises(ConfigError, match="callback"):
+        tiny_st.check_inputs(content_img, style_img, callback="not a function")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        tiny_st.check_inputs(content_img, style_img, sizes=32)
 
 
 def test_from_pretrained_folder_roundtrip(tiny_weights_dir, tiny_net, content_img, style_img):

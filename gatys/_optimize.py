@@ -1,0 +1,273 @@
+"""One scale of the optimisation: targets, the objective, the start image, and the L-BFGS and Adam step loops.
+
+Private: :class:`gatys.StyleTransfer` runs these scale by scale (coarse to fine) and does the reporting. One
+*step* is one evaluation of the objective (a forward and a backward pass), whichever optimiser asks for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import image as im
+from .errors import GatysError
+from .losses import content_loss, gram_matrix, style_layer_loss, total_loss, tv_loss
+from .presets import Preset
+from .vgg import VGGFeatures
+
+#: Standard deviation of the white-noise init around mid-grey (image in [0, 1]); see :func:`initial_image`.
+NOISE_STD = 1e-3
+
+#: Called after every step with the image being optimised and [loss, content, style, tv].
+Report = Callable[[torch.Tensor, list[float]], None]
+
+
+class Stop(Exception):
+    """The caller asked to stop (raised by a :data:`Report`)."""
+
+
+class ScaleDone(Exception):
+    """The step budget of one scale is spent (raised from inside the optimiser's closure)."""
+
+
+def lbfgs(params: list[torch.Tensor], steps: int, history_size: int = 20) -> torch.optim.LBFGS:
+    """The L-BFGS that ``stylize`` runs for ``steps`` function evaluations (one step = one forward + backward).
+
+    A strong-Wolfe line search, as in scipy's L-BFGS-B that Gatys et al.'s code used: without one, the second
+    step overshot by 1e6x on Tübingen x Starry Night and L-BFGS crawled afterwards (measured). history_size 20:
+    L-BFGS-B keeps 10 pairs; 100 would hold 2.5 GB at 1024 px (and converged no faster at 512 px, measured in
+    benchmarks/README.md). No tolerances: the caller stops at its step budget.
+    """
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=steps,
+        max_eval=steps + 25,
+        history_size=history_size,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One scale of a run: its images on the device, its step budget and its content multiplier."""
+
+    index: int  # 0-based, coarse to fine
+    steps: int
+    content: torch.Tensor  # the content image in RGB
+    net_content: torch.Tensor  # the content as the network sees it (its luminance when colours are preserved)
+    styles: list[torch.Tensor]  # as the network sees them
+    content_scale: float  # multiplies α and the TV weight: see StyleTransfer._run
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.content.shape[3], self.content.shape[2]
+
+
+@dataclasses.dataclass
+class Targets:
+    """Everything one scale's loss needs, computed once."""
+
+    content: dict[str, torch.Tensor]  # layer -> P^l
+    content_weights: dict[str, float]
+    grams: dict[str, torch.Tensor]  # layer -> A^l, rescaled to the generated image's M_l
+    style_weights: dict[str, float]  # layer -> w_l
+    alpha: float  # weight of the content loss (β = 1)
+    tv_weight: float
+    pooling: str
+
+    @property
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys([*self.content, *self.grams]))
+
+
+@torch.no_grad()
+def build_targets(
+    model: VGGFeatures,
+    settings: Preset,
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    blend: Sequence[float],
+    content_scale: float = 1.0,
+) -> Targets:
+    """P^l of the content image and the blended A^l of the style images, at the content's size.
+
+    The style term needs style images: without any (a content reconstruction) the loss is L_content alone, with
+    α = 1 and no TV term (its weight is relative to the style loss). ``content_scale`` multiplies α and the TV
+    weight: see :meth:`gatys.StyleTransfer._run` (coarse scales weigh the pixel sums as the final size does).
+    """
+    c_layers = list(settings.content_layers)
+    s_weights = settings.layer_weights if styles else {}
+    content_feats = model(content, [*c_layers, *s_weights], settings.pooling)
+    grams: dict[str, torch.Tensor] = {}
+    for style, b in zip(styles, blend):
+        if b == 0:
+            continue
+        feats = model(style, list(s_weights), settings.pooling)
+        for name in s_weights:
+            f = feats[name]
+            m_style = f.shape[2] * f.shape[3]
+            m_out = content_feats[name].shape[2] * content_feats[name].shape[3]
+            # A^l scaled to the generated image's M_l, so style and output may differ in size (the paper
+            # uses same-size images, where this factor is 1).
+            g = gram_matrix(f) * (b * m_out / m_style)
+            grams[name] = g if name not in grams else grams[name] + g
+    alpha = settings.alpha_beta * model.config.alpha_beta_scale * content_scale if styles else 1.0
+    return Targets(
+        content={name: content_feats[name].detach().clone() for name in c_layers},
+        content_weights={name: 1.0 / len(c_layers) for name in c_layers},
+        grams=grams,
+        style_weights=dict(s_weights),
+        alpha=alpha,
+        tv_weight=settings.tv_weight * content_scale if styles else 0.0,
+        pooling=settings.pooling,
+    )
+
+
+def objective(
+    model: VGGFeatures, x: torch.Tensor, t: Targets, precision: str = "fp32"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L_total = α L_content + L_style (+ tv) for backward, and its parts stacked so that reading them is one sync.
+
+    Each layer's loss term is built as soon as the network produces that layer: its backward then runs
+    when the network's backward reaches the layer, so the style gradients (a feature map each) are not all
+    held through the whole backward pass (about 0.4 GB less peak memory at 1024 px).
+    """
+    sums = {"content": x.new_zeros(()), "style": x.new_zeros(())}
+
+    def add_terms(name: str, f: torch.Tensor) -> None:
+        with torch.autocast(x.device.type, enabled=False):  # only the network runs in bf16
+            if name in t.content:
+                sums["content"] = sums["content"] + t.content_weights[name] * content_loss(f, t.content[name])
+            if name in t.style_weights:
+                sums["style"] = sums["style"] + t.style_weights[name] * style_layer_loss(f, t.grams[name])
+
+    autocast: Any = torch.autocast(x.device.type, dtype=torch.bfloat16) if precision == "bf16" else None
+    with autocast or contextlib.nullcontext():
+        model(x, t.layers, t.pooling, on_feature=add_terms)
+    lc, ls = sums["content"], sums["style"]
+    loss = total_loss(lc, ls, alpha=t.alpha, beta=1.0)
+    ltv = x.new_zeros(())
+    if t.tv_weight > 0:
+        ltv = tv_loss(x)
+        loss = loss + t.tv_weight * ltv
+    with torch.no_grad():
+        parts = torch.stack([loss, lc, ls, ltv])
+    return loss, parts
+
+
+def initial_image(
+    settings: Preset,
+    content: torch.Tensor,
+    style: torch.Tensor | None,
+    init_image: Image.Image | None,
+    seed: int | None,
+) -> torch.Tensor:
+    """Where the first scale starts: the init image, the content, the style, or white noise (the paper)."""
+    _, _, h, w = content.shape
+    if init_image is not None:
+        x = im.to_tensor(init_image.resize((w, h), Image.Resampling.LANCZOS)).to(content.device)
+    elif settings.init == "content":
+        x = content.clone()
+    elif settings.init == "style" and style is not None:
+        x = F.interpolate(style, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    else:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        x = (0.5 + NOISE_STD * torch.randn((1, 3, h, w), generator=gen)).to(content.device)
+    if settings.preserve_colors:
+        x = im.luminance(x)
+    return x
+
+
+@torch.no_grad()
+def pixels(x: torch.Tensor, content: torch.Tensor, settings: Preset) -> torch.Tensor:
+    """The image being optimised as an RGB picture in [0, 1] on the CPU (the content's colours if preserved)."""
+    out = x.detach().clamp(0, 1)
+    if settings.preserve_colors:
+        out = im.with_chroma_of(out, content)
+    return out.contiguous().cpu()
+
+
+class Evaluation:
+    """The objective as the optimisers call it: loss and gradient, then the bookkeeping of one step."""
+
+    def __init__(
+        self, model: VGGFeatures, x: torch.Tensor, targets: Targets, precision: str, budget: int, report: Report
+    ):
+        self.model, self.x, self.targets, self.precision = model, x, targets, precision
+        self.budget, self.report, self.count = budget, report, 0
+        self.best_loss, self.best_x = math.inf, x.detach().clone()
+
+    def __call__(self) -> torch.Tensor:
+        loss, parts = objective(self.model, self.x, self.targets, self.precision)
+        loss.backward()
+        values = parts.tolist()
+        if not math.isfinite(values[0]):
+            raise GatysError("the loss became NaN or infinite; lower the learning rate or use the lbfgs optimizer")
+        if values[0] < self.best_loss:
+            self.best_loss = values[0]
+            self.best_x.copy_(self.x.detach())
+        self.report(self.x, values)
+        self.count += 1
+        if self.count >= self.budget:
+            raise ScaleDone
+        return loss
+
+
+def run_lbfgs(x: torch.Tensor, f: Evaluation, steps: int) -> None:
+    """L-BFGS on ``x`` until ``f``'s budget is spent, then back to the best point evaluated."""
+    opt = lbfgs([x], steps)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=False)
+        return f()
+
+    try:
+        while True:  # LBFGS.step returns early when it deems itself converged; go on to the budget
+            opt.step(closure)
+    except ScaleDone:
+        pass
+    with torch.no_grad():
+        x.copy_(f.best_x)  # the budget may end inside a line search, on a trial point
+
+
+def run_adam(x: torch.Tensor, f: Evaluation, learning_rate: float) -> None:
+    """Adam on ``x`` until ``f``'s budget is spent."""
+    opt = torch.optim.Adam([x], lr=learning_rate)
+    try:
+        while True:
+            opt.zero_grad(set_to_none=False)
+            f()
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(0, 1)  # Adam works in the box [0, 1], as in crowsonkb/style-transfer-pytorch
+    except ScaleDone:
+        pass
+
+
+def optimize_scale(
+    model: VGGFeatures,
+    x: torch.Tensor,
+    settings: Preset,
+    scale: Scale,
+    blend: Sequence[float],
+    precision: str,
+    report: Report,
+) -> None:
+    """One scale: its targets, then ``scale.steps`` steps of the chosen optimiser on ``x`` (a leaf, in place)."""
+    targets = build_targets(model, settings, scale.net_content, scale.styles, blend, scale.content_scale)
+    f = Evaluation(model, x, targets, precision, scale.steps, report)
+    if settings.optimizer == "lbfgs":
+        run_lbfgs(x, f, scale.steps)
+    else:
+        run_adam(x, f, settings.learning_rate)
