@@ -10,6 +10,7 @@ step, so Stop, a closed tab or a cancelled API job ends the optimisation within 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -28,18 +29,15 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from gatys import PRESETS, GatysError, Preset, StyleTransfer
+from gatys import PRESETS, GatysError, Plan, Preset, StepInfo, StyleTransfer, StylizeOutput
 from gatys import image as gimg
-from gatys.presets import FIG3_LAYER_SETS, FIG3_RATIOS, PAPER_STYLE_LAYERS, fig3_preset_name
+from gatys.presets import APP_DEFAULT_PRESET, FIG3_LAYER_SETS, FIG3_RATIOS, PAPER_STYLE_LAYERS, fig3_preset_name
 
 log = logging.getLogger("gatys.app")
 
 HERE = Path(__file__).resolve().parent
 #: Example images: the Space ships some in examples/; a checkout of the project finds them in ../shared/images.
 EXAMPLE_DIRS = [HERE / "examples", HERE.parent / "shared" / "images"]
-#: The app's default: a 256 px preset that shows a first snapshot within seconds and finishes in about a
-#: minute on a 2-core CPU (the library's default works at 512 px, minutes on such a CPU).
-DEFAULT_PRESET = "preview"
 #: Uploads larger than this (longest side) are downscaled with a notice: the output is at most MAX_SIZE px and
 #: the style image at most a few times that, so more pixels only cost memory.
 MAX_UPLOAD_SIDE = 2048
@@ -50,6 +48,7 @@ MAX_SIZE = 1024
 FIG1_CONTENT_LAYERS = PAPER_STYLE_LAYERS
 #: ... and style reconstructed from the growing sets conv1_1, conv1_1+conv2_1, ... (FIG3_LAYER_SETS rows A-E).
 FIG1_STYLE_SETS = tuple(FIG3_LAYER_SETS.values())
+WORK_DIR = Path(tempfile.gettempdir()) / "gatys-app"
 
 # -- the model, once -----------------------------------------------------------------------------------------
 
@@ -63,11 +62,45 @@ except Exception as e:  # the app still starts and says why it cannot run
     WEIGHTS_ERROR = f"The VGG weights could not be loaded: {e}"
     WEIGHTS_LINE = f"⚠️ {WEIGHTS_ERROR}"
 
-#: Seconds per output pixel per L-BFGS step, measured on this project's 2-core CPU (256x192 px: 0.23 s/step);
-#: refined from every finished run, so the estimates shown fit the machine the app runs on.
-SECONDS_PER_PIXEL_STEP = 4.7e-6 * 2 / max(1, torch.get_num_threads())
-if st is not None and st.device.type != "cpu":
-    SECONDS_PER_PIXEL_STEP /= 30  # a rough first guess for a GPU; the first run measures it
+
+class SpeedEstimate:
+    """Seconds per output pixel per L-BFGS step on this machine, refined from every finished run."""
+
+    def __init__(self, per_pixel_step: float) -> None:
+        self.per_pixel_step = per_pixel_step
+
+    def seconds(self, plan: list[tuple[int, int]]) -> float:
+        """Expected seconds for ``plan``: (pixels, steps) per scale."""
+        return self.per_pixel_step * sum(px * n for px, n in plan)
+
+    def seconds_left(self, plan: list[tuple[int, int]], step: int, elapsed: float) -> float:
+        """Seconds left after ``step`` steps of ``plan``, at the pace the run kept over its ``elapsed`` seconds
+        (which counts whatever else the machine is doing)."""
+        done, left = step, []
+        for px, n in plan:  # scales run coarse to fine, each to its step count
+            left.append((px, n - min(n, done)))
+            done -= min(n, done)
+        expected_so_far = self.seconds(plan) - self.seconds(left)
+        pace = elapsed / expected_so_far if step >= 5 and expected_so_far > 0 else 1.0
+        return self.seconds(left) * pace
+
+    def update(self, losses: list[StepInfo]) -> None:
+        """Learn from a finished run's StepInfo history (the first step excluded: it warms up)."""
+        work = sum(i.size[0] * i.size[1] for i in losses[1:])
+        if len(losses) < 10 or work < 2_000_000:  # short or tiny runs measure overhead, not the network
+            return
+        measured = (losses[-1].elapsed - losses[0].elapsed) / work
+        if math.isfinite(measured) and measured > 0:
+            self.per_pixel_step = 0.5 * self.per_pixel_step + 0.5 * measured
+
+
+#: Measured on this project's 2-core CPU (256x192 px: 0.23 s/step); for a GPU a rough first guess (30x faster)
+#: until its first run measures it.
+SPEED = SpeedEstimate(
+    4.7e-6 * 2 / max(1, torch.get_num_threads()) / (1 if st is None or st.device.type == "cpu" else 30)
+)
+
+# -- runs: each optimises in a worker thread and reports through typed events -------------------------------
 
 #: One optimisation at a time in this process, whatever the queue does: a stopped run's thread finishes its
 #: current step while holding this, so the next run never overlaps it.
@@ -75,53 +108,184 @@ COMPUTE = threading.Lock()
 
 
 @dataclasses.dataclass
-class Run:
-    """A running optimisation as its Stop button sees it."""
+class Progress:
+    """One optimisation step; ``step`` counts over the whole run (Fig. 1 runs ten optimisations in a row)."""
 
+    step: int
+    info: StepInfo
+
+
+@dataclasses.dataclass
+class GalleryImage:
+    """An image for one of the page's galleries."""
+
+    image: Image.Image
+    caption: str
+    gallery: gr.Gallery
+
+
+@dataclasses.dataclass
+class Done:
+    """The job returned ``result``."""
+
+    result: Any
+
+
+Emit = Callable[[Progress | GalleryImage], bool]
+
+
+@dataclasses.dataclass
+class Run:
+    """A running optimisation, as its Stop button sees it, with a folder for the images it shows."""
+
+    total: int
+    folder: Path = dataclasses.field(default_factory=lambda: WORK_DIR / uuid.uuid4().hex)
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     step: int = 0
-    total: int = 0
+
+    def events(self, job: Callable[[Emit], Any]) -> Iterator[Progress | GalleryImage | Done | None]:
+        """Run ``job(emit)`` in a worker thread; yield what it emits, then Done(result), or raise what it raised.
+
+        ``emit(event)`` returns False once the run should stop, and the job's step callback passes that on to
+        the library. Closing this generator (Stop, a closed tab, a cancelled API job) sets the stop flag. Gradio
+        can only close a handler between two yields, and handlers yield on all but Progress, so None (a
+        heartbeat) comes when half a second passed without a GalleryImage. After Stop nothing comes: the Stop
+        handler has the last word on the page.
+        """
+        queued: queue.SimpleQueue[Progress | GalleryImage | Done | BaseException] = queue.SimpleQueue()
+
+        def emit(event: Progress | GalleryImage) -> bool:
+            if self.stop.is_set():
+                return False
+            queued.put(event)
+            return True
+
+        def target() -> None:
+            with COMPUTE:
+                try:
+                    queued.put(Done(None if self.stop.is_set() else job(emit)))
+                except BaseException as e:
+                    queued.put(e)
+
+        threading.Thread(target=target, name="gatys-run", daemon=True).start()
+        last_shown = time.monotonic()
+        try:
+            while True:
+                try:
+                    event: Progress | GalleryImage | Done | BaseException | None = queued.get(timeout=0.5)
+                except queue.Empty:
+                    event = None
+                if self.stop.is_set():
+                    return
+                if isinstance(event, BaseException):
+                    raise event
+                if event is not None:
+                    yield event
+                if isinstance(event, Done):
+                    return
+                if isinstance(event, GalleryImage):
+                    last_shown = time.monotonic()
+                elif time.monotonic() - last_shown >= 0.5:
+                    last_shown = time.monotonic()
+                    yield None
+        finally:
+            self.stop.set()
 
 
 RUNS: dict[tuple[str, str], Run] = {}  # (session, tab) -> its current run
 RUNS_LOCK = threading.Lock()
-WORK_DIR = Path(tempfile.gettempdir()) / "gatys-app"
+
+
+def session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+@contextlib.contextmanager
+def running(request: gr.Request | None, tab: str, total: int) -> Iterator[Run]:
+    """The one skeleton of every handler that optimises: register the session's run in ``tab`` (stopping its
+    previous one there), turn whatever fails into one plain line on the page, and clean up after."""
+    key, run = (session(request), tab), Run(total)
+    run.folder.mkdir(parents=True, exist_ok=True)
+    with RUNS_LOCK:
+        old = RUNS.get(key)
+        if old is not None:
+            old.stop.set()
+        RUNS[key] = run
+    try:
+        yield run
+    except Exception as e:
+        raise page_error(e) from None
+    finally:
+        run.stop.set()
+        with RUNS_LOCK:
+            if RUNS.get(key) is run:
+                del RUNS[key]
+        shutil.rmtree(run.folder, ignore_errors=True)  # Gradio has copied what it showed
+
+
+def stop(request: gr.Request | None, tab: str, button: str) -> str:
+    with RUNS_LOCK:
+        run = RUNS.pop((session(request), tab), None)
+    if run is None:
+        return "Nothing is running."
+    run.stop.set()
+    return f"**Stopped** at step {run.step} of {run.total}. The images so far stay; click {button} to start again."
+
+
+def stop_session(request: gr.Request) -> None:
+    """A closed tab: stop whatever this session was running."""
+    with RUNS_LOCK:
+        runs = [RUNS.pop(k) for k in list(RUNS) if k[0] == session(request)]
+    for run in runs:
+        run.stop.set()
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
 
 
-def preset_label(name: str) -> str:
-    p = PRESETS[name]
-    if name == "paper":
-        return f"Fig. 2 B–D · α/β = 1e-3 (the paper; {p.size} px, {p.steps} steps)"
-    if name == "paper-1e-4":
-        return f"Fig. 2 E–F · α/β = 1e-4, more style ({p.size} px, {p.steps} steps)"
-    if name == "preview":
-        return f"Quick preview · from the photo ({p.size} px, {p.steps} steps)"
-    if name == "quality":
-        return "Quality · coarse to fine 128 → 256 → 512 px"
-    if name.startswith("fig3-"):
-        letter, ratio = name.split("-", 2)[1:]
-        layers = FIG3_LAYER_SETS[letter]
-        span = layers[0] if len(layers) == 1 else f"{layers[0]}…{layers[-1]}"
-        return f"Fig. 3 row {letter} ({span}) · α/β = {ratio}"
-    return f"{name.capitalize()} · {p.description.split(':')[0]} ({p.size} px, {p.steps} steps)"
+def mistake(message: str) -> gr.Error:
+    """A user's mistake: one plain line on the page and one in the log (no traceback: nothing broke)."""
+    log.info("user mistake: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
-FIRST = ("preview", "recommended", "paper", "paper-1e-4", "quality")
-PRESET_CHOICES = [
-    (preset_label(n), n)
-    for n in (
-        *[n for n in FIRST if n in PRESETS],
-        *[n for n in PRESETS if n not in FIRST and not n.startswith("fig3-")],
-    )
-]
-PRESET_CHOICES += [
-    (preset_label(fig3_preset_name(letter, r)), fig3_preset_name(letter, r))
-    for letter in FIG3_LAYER_SETS
-    for r in FIG3_RATIOS
-]
+def page_error(e: Exception) -> gr.Error:
+    """Any failure as one plain line on the page; a real fault's traceback goes to the log, once."""
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, GatysError):
+        return mistake(str(e))
+    log.error("run failed", exc_info=e)
+    if isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e).lower():
+        message = "Out of memory at this size; lower the output size (Advanced) and try again."
+    else:
+        message = f"The run failed ({type(e).__name__}: {e}). Try other settings or images."
+    return gr.Error(message, print_exception=False)
+
+
+def load_upload(path: str | None, name: str) -> Image.Image | None:
+    """An uploaded file -> RGB image, downscaled with a notice when over MAX_UPLOAD_SIDE; gr.Error if unusable."""
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as probe:  # header only: refuse huge images before decoding them
+            w, h = probe.size
+    except Exception:
+        w = h = 0  # load_image below gives the precise message
+    if w * h > MAX_UPLOAD_PIXELS:
+        raise mistake(
+            f"The {name} is {w}×{h} px ({w * h / 1e6:.0f} MP); this app accepts up to "
+            f"{MAX_UPLOAD_PIXELS / 1e6:.0f} MP. Downscale it first."
+        )
+    try:
+        img = gimg.load_image(path, max_side=MAX_UPLOAD_SIDE, name=name)
+        if max(img.size) > MAX_UPLOAD_SIDE:
+            w, h = img.size
+            img = gimg.resize_longest(img, MAX_UPLOAD_SIDE, name)
+            gr.Warning(f"The {name} is {w}×{h} px; it was downscaled to {img.width}×{img.height} px.")
+    except GatysError as e:
+        raise mistake(str(e)) from None
+    return img
 
 
 def format_seconds(s: float) -> str:
@@ -135,117 +299,6 @@ def schedule(opts: Preset, aspect: float = 0.75) -> list[tuple[int, int]]:
     return [(round(s * s * aspect), n) for s, n in zip(opts.scale_sizes(), opts.scale_steps())]
 
 
-def expected_seconds(plan: list[tuple[int, int]]) -> float:
-    return SECONDS_PER_PIXEL_STEP * sum(px * n for px, n in plan)
-
-
-def load_upload(path: str | None, name: str) -> Image.Image | None:
-    """An uploaded file -> RGB image, downscaled with a notice when over MAX_UPLOAD_SIDE; gr.Error if unusable."""
-    if path is None:
-        return None
-    try:
-        with Image.open(path) as probe:  # header only: refuse huge images before decoding them
-            w, h = probe.size
-    except Exception:
-        w = h = 0  # load_image below gives the precise message
-    if w * h > MAX_UPLOAD_PIXELS:
-        raise gr.Error(
-            f"The {name} is {w}×{h} px ({w * h / 1e6:.0f} MP); this app accepts up to "
-            f"{MAX_UPLOAD_PIXELS / 1e6:.0f} MP. Downscale it first."
-        )
-    try:
-        img = gimg.load_image(path, max_side=MAX_UPLOAD_SIDE, name=name)
-        if max(img.size) > MAX_UPLOAD_SIDE:
-            w, h = img.size
-            img = gimg.resize_longest(img, MAX_UPLOAD_SIDE, name)
-            gr.Warning(f"The {name} is {w}×{h} px; it was downscaled to {img.width}×{img.height} px.")
-    except GatysError as e:
-        raise gr.Error(str(e)) from None
-    return img
-
-
-def begin(request: gr.Request | None, tab: str) -> tuple[tuple[str, str], Run]:
-    key = (getattr(request, "session_hash", None) or "local", tab)
-    run = Run()
-    with RUNS_LOCK:
-        old = RUNS.get(key)
-        if old is not None:
-            old.stop.set()
-        RUNS[key] = run
-    return key, run
-
-
-def end(key: tuple[str, str], run: Run) -> None:
-    run.stop.set()
-    with RUNS_LOCK:
-        if RUNS.get(key) is run:
-            del RUNS[key]
-
-
-def in_worker(run: Run, job: Callable[[Callable[[str, Any], bool]], Any]) -> Iterator[tuple[str, Any]]:
-    """Run ``job(emit)`` in a worker thread and yield what it emits, then ("done", result).
-
-    ``emit(kind, value)`` returns False once the run should stop; the job's step callback passes that on
-    to the library, which stops after the current step. Closing this generator (Stop, a closed tab, a
-    cancelled API job) sets the stop flag. Waits never exceed half a second, so the generator is never
-    busy for long and Gradio can close it at once; ("tick", None) marks a wait with nothing new.
-    """
-    events: queue.SimpleQueue = queue.SimpleQueue()
-
-    def emit(kind: str, value: Any) -> bool:
-        if run.stop.is_set():
-            return False
-        events.put((kind, value))
-        return True
-
-    def target() -> None:
-        with COMPUTE:
-            try:
-                result = None if run.stop.is_set() else job(emit)
-                events.put(("done", result))
-            except BaseException as e:
-                events.put(("error", e))
-
-    threading.Thread(target=target, name="gatys-run", daemon=True).start()
-    try:
-        while True:
-            try:
-                kind, value = events.get(timeout=0.5)
-            except queue.Empty:
-                yield "tick", None
-                continue
-            if kind == "error":
-                raise value
-            yield kind, value
-            if kind == "done":
-                return
-    finally:
-        run.stop.set()
-
-
-def user_error(e: BaseException) -> gr.Error:
-    """Every failure as one plain line (the traceback goes to the server log, never to the page)."""
-    if isinstance(e, gr.Error):
-        return e
-    if isinstance(e, GatysError):
-        return gr.Error(str(e))
-    log.error("run failed", exc_info=e)
-    if isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e).lower():
-        return gr.Error("Out of memory at this size; lower the output size (Advanced) and try again.")
-    return gr.Error(f"The run failed ({type(e).__name__}: {e}). Try other settings or images.")
-
-
-def learn_speed(losses: list) -> None:
-    """Refine SECONDS_PER_PIXEL_STEP from a run's StepInfo history (first step excluded: it warms up)."""
-    global SECONDS_PER_PIXEL_STEP
-    work = sum(i.size[0] * i.size[1] for i in losses[1:])
-    if len(losses) < 10 or work < 2_000_000:  # short or tiny runs measure overhead, not the network
-        return
-    measured = (losses[-1].elapsed - losses[0].elapsed) / work
-    if math.isfinite(measured) and measured > 0:
-        SECONDS_PER_PIXEL_STEP = 0.5 * SECONDS_PER_PIXEL_STEP + 0.5 * measured
-
-
 def auto_every(total: int) -> int:
     """Snapshot interval giving about 20 snapshots, on a round number of steps."""
     return next((n for n in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500) if n * 20 >= total), 1000)
@@ -256,39 +309,104 @@ def stem(path: str | None, default: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or default
 
 
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
+    return a == b
+
+
 # -- Stylize tab ---------------------------------------------------------------------------------------------
 
-
-def preset_settings(preset: str) -> tuple:
-    """The Advanced fields for a preset, and its description with the expected time."""
-    p = PRESETS.get(preset, PRESETS[DEFAULT_PRESET])
-    return (
-        math.log10(p.alpha_beta) if p.alpha_beta > 0 else -8.0,
-        p.steps,
-        p.size,
-        p.num_scales,
-        [layer for layer in PAPER_STYLE_LAYERS if layer in p.style_layers],
-        p.init,
-        p.preserve_colors,
-        p.style_scale,
-        p.tv_weight,
-        preset_info(preset, p.size, p.steps, p.num_scales),
+#: The menu: the app's default first, then the paper's Fig. 2 and the other named presets, then the Fig. 3 grid.
+FIRST = (APP_DEFAULT_PRESET, "recommended", "paper", "paper-1e-4", "quality")
+PRESET_CHOICES = [
+    (PRESETS[n].label, n)
+    for n in (
+        *[n for n in FIRST if n in PRESETS],
+        *[n for n in PRESETS if n not in FIRST and not n.startswith("fig3-")],
+        *[fig3_preset_name(letter, r) for letter in FIG3_LAYER_SETS for r in FIG3_RATIOS],
     )
+]
+
+
+def ratio_log10(p: Preset) -> float:
+    return math.log10(p.alpha_beta) if p.alpha_beta > 0 else -8.0
+
+
+def layers_shown(p: Preset) -> list[str]:
+    return [layer for layer in PAPER_STYLE_LAYERS if layer in p.style_layers]
+
+
+def layer_order(layer: str) -> int:
+    return PAPER_STYLE_LAYERS.index(layer) if layer in PAPER_STYLE_LAYERS else len(PAPER_STYLE_LAYERS)
+
+
+def preset_settings(preset: str) -> dict:
+    """The Advanced fields for a preset, and its description with the expected time."""
+    p = PRESETS.get(preset, PRESETS[APP_DEFAULT_PRESET])
+    return {
+        alpha_beta: ratio_log10(p),
+        steps: p.steps,
+        size: p.size,
+        scales: p.num_scales,
+        style_layers: layers_shown(p),
+        init: p.init,
+        preserve_colors: p.preserve_colors,
+        style_scale: p.style_scale,
+        tv_weight: p.tv_weight,
+        info: preset_info(preset, p.size, p.steps, p.num_scales),
+    }
 
 
 def preset_info(preset: str, size: float, steps: float, scales: float) -> str:
-    p = PRESETS.get(preset, PRESETS[DEFAULT_PRESET])
+    p = PRESETS.get(preset, PRESETS[APP_DEFAULT_PRESET])
     try:
         opts = p.with_overrides(size=int(size), steps=int(steps), num_scales=int(scales))
     except (GatysError, TypeError, ValueError):
         opts = p
-    eta = expected_seconds(schedule(opts))
     machine = "this CPU" if st is None or st.device.type == "cpu" else f"this {st.device.type.upper()}"
     scales_note = f", {opts.num_scales} scales" if opts.num_scales > 1 else ""
     return (
         f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: about "
-        f"{format_seconds(eta)}** ({opts.size} px, {opts.steps} steps{scales_note})."
+        f"{format_seconds(SPEED.seconds(schedule(opts)))}** ({opts.size} px, {opts.steps} steps{scales_note})."
     )
+
+
+def check_stylize(
+    content: str | None,
+    styles: list[tuple[str | None, float | None]],
+    preset: str,
+    seed: int | None,
+    fields: dict[str, Any],
+) -> Plan:
+    """Read and check a stylization's uploads and settings before any compute; a gr.Error for every mistake.
+
+    ``fields`` are Preset fields from the page; None means "the preset's value", and only fields that differ
+    from the preset override it, so an untouched preset keeps its name in the results.
+    """
+    if st is None:
+        raise gr.Error(WEIGHTS_ERROR, print_exception=False)  # logged once, at start
+    if content is None:
+        raise mistake("Upload a content image (the photo) first.")
+    if all(path is None for path, _ in styles):
+        raise mistake("Upload a style image (a painting) first.")
+    if preset not in PRESETS:
+        raise mistake(f"Unknown preset {preset!r}; choose one from the list.")
+    content_img = load_upload(content, "content image")
+    images, weights = [], []
+    for i, (path, w) in enumerate(styles):
+        if path is not None and (w is None or w > 0):
+            images.append(load_upload(path, f"style image {i + 1}" if i else "style image"))
+            weights.append(float(w if w is not None else 1.0))
+    if not images:
+        raise mistake("Every style image has weight 0; give at least one a positive weight.")
+    if fields["size"] is not None and fields["size"] > MAX_SIZE:
+        raise mistake(f"Output size {fields['size']} px is over this app's limit of {MAX_SIZE} px.")
+    overrides = {k: v for k, v in fields.items() if v is not None and not same(getattr(PRESETS[preset], k), v)}
+    try:
+        return st.check_inputs(content_img, images, preset=preset, style_weights=weights, seed=seed, **overrides)
+    except GatysError as e:
+        raise mistake(str(e)) from None
 
 
 def stylize(
@@ -299,7 +417,7 @@ def stylize(
     style_2_weight: float = 1.0,
     style_3: str | None = None,
     style_3_weight: float = 1.0,
-    preset: str = DEFAULT_PRESET,
+    preset: str = APP_DEFAULT_PRESET,
     alpha_beta_log10: float | None = None,
     steps: float | None = None,
     size: float | None = None,
@@ -316,175 +434,110 @@ def stylize(
 ):
     """Render the content photo in the style of the style image(s); yields the gallery as it fills.
 
-    Yields (gallery, status, final PNG). Settings come from the preset, then every Advanced field overrides it.
+    Settings come from the preset, then every Advanced field overrides it (None: the preset's value).
     """
-    if st is None:
-        raise gr.Error(WEIGHTS_ERROR)
-    if content is None:
-        raise gr.Error("Upload a content image (the photo) first.")
-    if style is None and style_2 is None and style_3 is None:
-        raise gr.Error("Upload a style image (a painting) first.")
-    if preset not in PRESETS:
-        raise gr.Error(f"Unknown preset {preset!r}; choose one from the list.")
-    content_img = load_upload(content, "content image")
-    styles, weights = [], []
-    for i, (path, w) in enumerate([(style, style_weight), (style_2, style_2_weight), (style_3, style_3_weight)]):
-        if path is not None and (w is None or w > 0):
-            styles.append(load_upload(path, f"style image {i + 1}" if i else "style image"))
-            weights.append(float(w if w is not None else 1.0))
-    if not styles:
-        raise gr.Error("Every style image has weight 0; give at least one a positive weight.")
-    if size is not None and int(size) > MAX_SIZE:
-        raise gr.Error(f"Output size {int(size)} px is over this app's limit of {MAX_SIZE} px.")
-
-    base = PRESETS[preset]
-    fields = dict(
-        alpha_beta=None if alpha_beta_log10 is None else 10.0 ** float(alpha_beta_log10),
-        steps=None if steps is None else int(steps),
-        size=None if size is None else int(size),
-        num_scales=None if scales is None else int(scales),
-        style_layers=None if style_layers is None else tuple(sorted(style_layers, key=_layer_order)),
-        init=init,
-        preserve_colors=None if preserve_colors is None else bool(preserve_colors),
-        style_scale=None if style_scale is None else float(style_scale),
-        tv_weight=None if tv_weight is None else float(tv_weight),
+    plan = check_stylize(
+        content,
+        [(style, style_weight), (style_2, style_2_weight), (style_3, style_3_weight)],
+        preset,
+        None if seed is None else int(seed),
+        dict(
+            alpha_beta=None if alpha_beta_log10 is None else 10.0 ** float(alpha_beta_log10),
+            steps=None if steps is None else int(steps),
+            size=None if size is None else int(size),
+            num_scales=None if scales is None else int(scales),
+            style_layers=None if style_layers is None else tuple(sorted(style_layers, key=layer_order)),
+            init=init,
+            preserve_colors=None if preserve_colors is None else bool(preserve_colors),
+            style_scale=None if style_scale is None else float(style_scale),
+            tv_weight=None if tv_weight is None else float(tv_weight),
+        ),
     )
-    # None means "the preset's value"; only fields that differ are overrides, so an untouched preset keeps
-    # its name in the results.
-    overrides = {k: v for k, v in fields.items() if v is not None and not _same(getattr(base, k), v)}
-    seed = None if seed is None else int(seed)
-    try:
-        opts, content_img, styles, blend, _ = st.check_inputs(
-            content_img, styles, preset=preset, style_weights=weights, **overrides
+    name = f"{stem(content, 'content')}-x-{stem(style or style_2 or style_3, 'style')}-{plan.settings.name}"
+    yield from run_stylize(plan, int(snapshot_every), name.replace("+", "-"), request, progress)
+
+
+def run_stylize(plan: Plan, every: int, name: str, request: gr.Request | None, progress: gr.Progress):
+    """stylize() once its inputs are checked: snapshots every ``every`` steps (0: auto), then ``name``.png."""
+    opts = plan.settings
+    work = schedule(opts, min(plan.content.size) / max(plan.content.size))
+    every = every or auto_every(sum(n for _, n in work))
+
+    def job(emit: Emit) -> StylizeOutput:
+        def callback(info: StepInfo) -> bool:
+            if info.step % every and info.step != info.total:
+                return emit(Progress(info.step, info))
+            size_note = f" · {info.size[0]}×{info.size[1]}" if opts.num_scales > 1 else ""
+            caption = f"step {info.step}/{info.total} · loss {info.loss:.3g}{size_note}"
+            return emit(Progress(info.step, info)) and emit(GalleryImage(info.image, caption, gallery))
+
+        return st.stylize(
+            plan.content, list(plan.styles), preset=opts, style_weights=plan.blend, seed=plan.seed, callback=callback
         )
-    except GatysError as e:
-        raise gr.Error(str(e)) from None
 
-    plan = schedule(opts, min(content_img.size) / max(content_img.size))
-    total = sum(n for _, n in plan)
-    every = int(snapshot_every) or auto_every(total)
-    key, run = begin(request, "stylize")
-    run.total = total
-    run_dir = WORK_DIR / uuid.uuid4().hex
-    run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{stem(content, 'content')}-x-{stem(style or style_2 or style_3, 'style')}-{opts.name.replace('+', '-')}"
-
-    def job(emit: Callable[[str, Any], bool]):
-        def callback(info):
-            snap = info.image if info.step % every == 0 or info.step == info.total else None
-            return emit("step", (info, snap))
-
-        return st.stylize(content_img, styles, preset=opts, style_weights=blend, seed=seed, callback=callback)
-
-    items: list[tuple[str, str]] = []
-    last_yield = 0.0
-    total_work = sum(px * n for px, n in plan)
-    try:
+    with running(request, "stylize", sum(n for _, n in work)) as run:
+        shown: list[tuple[str, str]] = []
         # A fresh page for this run. The status line then hosts the progress bar: Gradio shows it over a
         # component until that component's next value, so the status gets none until the end.
-        yield [], "", None
+        yield {gallery: [], status: "", result: None}
         progress(0, desc="Starting")
-        for kind, value in in_worker(run, job):
-            if run.stop.is_set():  # Stop was clicked: its handler has the last word on the page
-                return
-            if kind == "done":
-                out = value
-                learn_speed(out.losses)
-                final = gimg.save_image(out.image, run_dir / f"{name}.png")
-                fl = out.final_losses
-                status = (
-                    f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
-                    f"{fl['loss']:.4g} (content {fl['content']:.3g}, style {fl['style']:.3g}) · settings "
-                    f"`{opts.name}` · {out.weights} on {out.device}"
-                )
-                yield gr.Gallery(value=list(items), selected_index=len(items) - 1), status, str(final)
-                return
-            new_snapshot = False
-            if kind == "step":
-                info, snap = value
-                run.step = info.step
-                remaining = _remaining(plan, info.step)
-                left = expected_seconds(remaining)
-                if info.step >= 5:  # this run's own pace, which counts whatever else the machine is doing
-                    done_work = total_work - sum(px * n for px, n in remaining)
-                    left *= info.elapsed / done_work / SECONDS_PER_PIXEL_STEP
-                progress(
-                    (info.step, info.total),
-                    desc=f"loss {info.loss:.3g} · about {format_seconds(left)} left",
-                    unit="steps",
-                )
-                if snap is not None:
-                    path = gimg.save_image(snap, run_dir / f"step{info.step:05d}.png")
-                    size_note = f" · {info.size[0]}×{info.size[1]}" if opts.num_scales > 1 else ""
-                    items.append((str(path), f"step {info.step}/{info.total} · loss {info.loss:.3g}{size_note}"))
-                    new_snapshot = True
-            # Yield at least every half second, even with nothing new: Gradio can only close (cancel) this
-            # generator between two yields.
-            if new_snapshot or time.monotonic() - last_yield >= 0.5:
-                last_yield = time.monotonic()
-                gallery = gr.Gallery(value=list(items), selected_index=len(items) - 1) if new_snapshot else gr.skip()
-                yield gallery, gr.skip(), gr.skip()
-    except Exception as e:
-        raise user_error(e) from None
-    finally:
-        end(key, run)
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _layer_order(layer: str) -> int:
-    return PAPER_STYLE_LAYERS.index(layer) if layer in PAPER_STYLE_LAYERS else len(PAPER_STYLE_LAYERS)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
-    return a == b
-
-
-def _remaining(plan: list[tuple[int, int]], done: int) -> list[tuple[int, int]]:
-    out = []
-    for px, n in plan:
-        take = min(n, done)
-        done -= take
-        out.append((px, n - take))
-    return out
+        for event in run.events(job):
+            match event:
+                case Progress(step=step, info=info):
+                    run.step = step
+                    left = format_seconds(SPEED.seconds_left(work, step, info.elapsed))
+                    progress((step, info.total), desc=f"loss {info.loss:.3g} · about {left} left", unit="steps")
+                case GalleryImage(image=image, caption=caption):
+                    shown.append((str(gimg.save_image(image, run.folder / f"{len(shown):04d}.png")), caption))
+                    yield {gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1)}
+                case Done(result=out):
+                    SPEED.update(out.losses)
+                    fl = out.final_losses
+                    yield {
+                        gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1),
+                        status: f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
+                        f"{fl['loss']:.4g} (content {fl['content']:.3g}, style {fl['style']:.3g}) · settings "
+                        f"`{opts.name}` · {out.weights} on {out.device}",
+                        result: str(gimg.save_image(out.image, run.folder / f"{name}.png")),
+                    }
+                case None:
+                    yield gr.skip()
 
 
 def stop_stylize(request: gr.Request) -> str:
-    return stop(request, "stylize")
-
-
-def stop(request: gr.Request | None, tab: str) -> str:
-    key = (getattr(request, "session_hash", None) or "local", tab)
-    with RUNS_LOCK:
-        run = RUNS.pop(key, None)
-    if run is None:
-        return "Nothing is running."
-    run.stop.set()
-    return (
-        f"**Stopped** at step {run.step} of {run.total}. The gallery keeps the snapshots so far; "
-        "click Stylize to start again."
-    )
-
-
-def stop_session(request: gr.Request) -> None:
-    """A closed tab: stop whatever this session was running."""
-    session = getattr(request, "session_hash", None) or "local"
-    with RUNS_LOCK:
-        runs = [RUNS.pop(k) for k in list(RUNS) if k[0] == session]
-    for run in runs:
-        run.stop.set()
+    return stop(request, "stylize", "Stylize")
 
 
 # -- Fig. 1 tab ----------------------------------------------------------------------------------------------
 
 
 def fig1_info(size: float, steps: float) -> str:
-    eta = expected_seconds([(round(int(size) ** 2 * 0.75), int(steps) * 10)])
+    eta = SPEED.seconds([(round(int(size) ** 2 * 0.75), int(steps) * 10)])
     return (
         f"Ten reconstructions from white noise (five content, five style), {int(steps)} steps each at "
         f"{int(size)} px: **about {format_seconds(eta)}** here."
     )
+
+
+def check_reconstruct(
+    content: str | None, style: str | None, size: int, optimizer: str
+) -> tuple[Image.Image, Image.Image]:
+    """Read and check the Fig. 1 uploads and settings before any compute; a gr.Error for every mistake."""
+    if st is None:
+        raise gr.Error(WEIGHTS_ERROR, print_exception=False)  # logged once, at start
+    if content is None or style is None:
+        raise mistake("Upload both a content image and a style image first.")
+    content_img, style_img = load_upload(content, "content image"), load_upload(style, "style image")
+    if optimizer not in ("auto", "adam", "lbfgs"):
+        raise mistake(f"Unknown optimiser {optimizer!r}; use auto, adam or lbfgs.")
+    if size > MAX_SIZE:
+        raise mistake(f"Size {size} px is over this app's limit of {MAX_SIZE} px.")
+    try:
+        for img, name in ((content_img, "content image"), (style_img, "style image")):
+            gimg.resize_longest(img, size, name)
+    except GatysError as e:
+        raise mistake(str(e)) from None
+    return content_img, style_img
 
 
 def reconstruct(
@@ -498,94 +551,54 @@ def reconstruct(
 ):
     """Fig. 1: the content from each of conv1_1..conv5_1 and the style from the growing layer sets.
 
-    Yields (content reconstructions, style reconstructions, status).
+    Yields the content reconstructions, the style reconstructions and the status.
     """
-    if st is None:
-        raise gr.Error(WEIGHTS_ERROR)
-    if content is None or style is None:
-        raise gr.Error("Upload both a content image and a style image first.")
-    content_img = load_upload(content, "content image")
-    style_img = load_upload(style, "style image")
     size, steps = int(size), int(steps)
-    if optimizer not in ("auto", "adam", "lbfgs"):
-        raise gr.Error(f"Unknown optimiser {optimizer!r}; use auto, adam or lbfgs.")
+    content_img, style_img = check_reconstruct(content, style, size, optimizer)
     # auto: the library's defaults, Adam for content (L-BFGS fills deep reconstructions with speckle), L-BFGS
     # for style.
     chosen = {} if optimizer == "auto" else {"optimizer": optimizer}
-    if size > MAX_SIZE:
-        raise gr.Error(f"Size {size} px is over this app's limit of {MAX_SIZE} px.")
-    try:
-        for img, name in ((content_img, "content image"), (style_img, "style image")):
-            gimg.resize_longest(img, size, name)
-    except GatysError as e:
-        raise gr.Error(str(e)) from None
-    key, run = begin(request, "fig1")
-    n_runs = len(FIG1_CONTENT_LAYERS) + len(FIG1_STYLE_SETS)
-    run.total = n_runs * steps
-    run_dir = WORK_DIR / uuid.uuid4().hex
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Interleaved, so the two galleries fill row by row: content conv1_1, style {conv1_1}, content conv2_1 ...
+    # Style sets grow by one layer: conv1_1, + conv2_1, ... + conv5_1.
+    runs = []
+    for layer, layers in zip(FIG1_CONTENT_LAYERS, FIG1_STYLE_SETS):
+        runs.append((st.reconstruct_content, content_img, layer, layer, fig1_content_out))
+        plus = layers[0] if len(layers) == 1 else f"+ {layers[-1]}"
+        runs.append((st.reconstruct_style, style_img, layers, plus, fig1_style_out))
 
-    def job(emit: Callable[[str, Any], bool]) -> None:
-        # Interleaved, so the two galleries fill row by row: content conv1_1, style {conv1_1}, content conv2_1 ...
-        for i, (layer, layers) in enumerate(zip(FIG1_CONTENT_LAYERS, FIG1_STYLE_SETS)):
-            for j, (kind, fn, arg) in enumerate(
-                (("content", st.reconstruct_content, layer), ("style", st.reconstruct_style, layers))
-            ):
-                done = (2 * i + j) * steps
-                cb = lambda info, done=done: emit("step", (done + info.step, info.loss))  # noqa: E731
-                img = content_img if kind == "content" else style_img
-                out = fn(img, arg, size=size, steps=steps, seed=0, callback=cb, **chosen)
-                if out.stopped or not emit("result", (kind, arg, out)):
-                    return
+    def job(emit: Emit) -> None:
+        for i, (fn, img, arg, caption, into) in enumerate(runs):
+            cb = lambda info, done=i * steps: emit(Progress(done + info.step, info))  # noqa: E731
+            out = fn(img, arg, size=size, steps=steps, seed=0, callback=cb, **chosen)
+            if out.stopped or not emit(GalleryImage(out.image, caption, into)):
+                return
 
-    contents: list[tuple[str, str]] = []
-    styles: list[tuple[str, str]] = []
-    last_yield = 0.0
-    step = 0
     start = time.monotonic()
-    try:
-        yield [], [], ""  # a fresh page; the status line then hosts the progress bar until the end
+    with running(request, "fig1", len(runs) * steps) as run:
+        shown: dict[gr.Gallery, list[tuple[str, str]]] = {fig1_content_out: [], fig1_style_out: []}
+        yield {fig1_content_out: [], fig1_style_out: [], fig1_status: ""}  # the status then hosts the progress bar
         progress(0, desc="Starting")
-        for kind, value in in_worker(run, job):
-            if run.stop.is_set():  # Stop was clicked: its handler has the last word on the page
-                return
-            if kind == "done":
-                status = (
-                    f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer keeps it; "
-                    "right, the painting's style from ever more layers."
-                )
-                yield contents, styles, status
-                return
-            if kind == "step":
-                step, loss = value
-                run.step = step
-                done = len(contents) + len(styles)
-                progress((step, run.total), desc=f"Reconstruction {done + 1} of {n_runs}", unit="steps")
-            elif kind == "result":
-                which, arg, out = value
-                # Style sets grow by one layer: conv1_1, + conv2_1, ... + conv5_1.
-                label = arg if which == "content" else arg[0] if len(arg) == 1 else f"+ {arg[-1]}"
-                path = gimg.save_image(out.image, run_dir / f"{which}-{len(contents) + len(styles)}.png")
-                (contents if which == "content" else styles).append((str(path), label))
-                yield (
-                    list(contents) if which == "content" else gr.skip(),
-                    list(styles) if which == "style" else gr.skip(),
-                    gr.skip(),
-                )
-                last_yield = time.monotonic()
-                continue
-            if time.monotonic() - last_yield >= 0.5:  # Gradio can only close (cancel) us between two yields
-                last_yield = time.monotonic()
-                yield gr.skip(), gr.skip(), gr.skip()
-    except Exception as e:
-        raise user_error(e) from None
-    finally:
-        end(key, run)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        for event in run.events(job):
+            n = sum(map(len, shown.values()))
+            match event:
+                case Progress(step=step):
+                    run.step = step
+                    progress((step, run.total), desc=f"Reconstruction {n + 1} of {len(runs)}", unit="steps")
+                case GalleryImage(image=image, caption=caption, gallery=into):
+                    shown[into].append((str(gimg.save_image(image, run.folder / f"{n:02d}.png")), caption))
+                    yield {into: list(shown[into])}
+                case Done():
+                    yield {
+                        **{g: list(items) for g, items in shown.items()},
+                        fig1_status: f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer "
+                        "keeps it; right, the painting's style from ever more layers.",
+                    }
+                case None:
+                    yield gr.skip()
 
 
 def stop_reconstruct(request: gr.Request) -> str:
-    return stop(request, "fig1")
+    return stop(request, "fig1", "Reconstruct")
 
 
 # -- the page ------------------------------------------------------------------------------------------------
@@ -601,7 +614,7 @@ def image_input(label: str, **kw: Any) -> gr.Image:
         try:
             return gradio_preprocess(payload)
         except Exception:
-            raise gr.Error(f"The {label.lower()} is not an image file we can read; use PNG, JPEG or WebP.") from None
+            raise mistake(f"The {label.lower()} is not an image file we can read; use PNG, JPEG or WebP.") from None
 
     # On the instance, not in a subclass: a gr.Image subclass makes Gradio write an app.pyi stub beside app.py.
     component.preprocess = preprocess
@@ -623,6 +636,7 @@ CSS = """
 #weights-line {opacity: 0.85}
 #stylize-gallery {min-height: 360px}
 """
+DEFAULT = PRESETS[APP_DEFAULT_PRESET]  # the Advanced fields start with its values
 
 with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(1800, 3600)) as demo:
     gr.Markdown(
@@ -648,12 +662,14 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                         style_3_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 3 weight")
                 preset = gr.Dropdown(
                     PRESET_CHOICES,
-                    value=DEFAULT_PRESET,
+                    value=APP_DEFAULT_PRESET,
                     label="Preset (the paper's settings by figure)",
                     elem_id="preset",
                 )
-                settings0 = preset_settings(DEFAULT_PRESET)
-                info = gr.Markdown(settings0[-1], elem_id="preset-info")
+                info = gr.Markdown(
+                    preset_info(APP_DEFAULT_PRESET, DEFAULT.size, DEFAULT.steps, DEFAULT.num_scales),
+                    elem_id="preset-info",
+                )
                 with gr.Row():
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="run")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -661,41 +677,50 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     alpha_beta = gr.Slider(
                         -6,
                         0,
-                        value=settings0[0],
+                        value=ratio_log10(DEFAULT),
                         step=0.25,
                         label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
                         elem_id="alpha-beta",
                     )
                     with gr.Row():
                         steps = gr.Slider(
-                            1, 2000, value=settings0[1], step=1, label="Steps (at the finest scale)", elem_id="steps"
+                            1,
+                            2000,
+                            value=DEFAULT.steps,
+                            step=1,
+                            label="Steps (at the finest scale)",
+                            elem_id="steps",
                         )
                         size = gr.Slider(
                             64,
                             MAX_SIZE,
-                            value=settings0[2],
+                            value=DEFAULT.size,
                             step=32,
                             label="Output size (longest side, px)",
                             elem_id="size",
                         )
                     with gr.Row():
-                        scales = gr.Slider(1, 4, value=settings0[3], step=1, label="Scales (coarse to fine)")
+                        scales = gr.Slider(1, 4, value=DEFAULT.num_scales, step=1, label="Scales (coarse to fine)")
                         snapshot_every = gr.Slider(
                             0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)", elem_id="snapshot-every"
                         )
-                    style_layers = gr.CheckboxGroup(list(PAPER_STYLE_LAYERS), value=settings0[4], label="Style layers")
+                    style_layers = gr.CheckboxGroup(
+                        list(PAPER_STYLE_LAYERS), value=layers_shown(DEFAULT), label="Style layers"
+                    )
                     init = gr.Radio(
                         [("White noise (the paper)", "noise"), ("Content image", "content"), ("Style image", "style")],
-                        value=settings0[5],
+                        value=DEFAULT.init,
                         label="Start from",
                         elem_id="init",
                     )
                     with gr.Row():
-                        style_scale = gr.Slider(0.25, 4, value=settings0[7], step=0.05, label="Style scale")
-                        tv_weight = gr.Number(settings0[8], minimum=0, label="TV weight (smoothness; not in the paper)")
+                        style_scale = gr.Slider(0.25, 4, value=DEFAULT.style_scale, step=0.05, label="Style scale")
+                        tv_weight = gr.Number(
+                            DEFAULT.tv_weight, minimum=0, label="TV weight (smoothness; not in the paper)"
+                        )
                     with gr.Row():
                         seed = gr.Number(0, precision=0, label="Seed (empty: random)")
-                        preserve_colors = gr.Checkbox(settings0[6], label="Preserve the photo's colours")
+                        preserve_colors = gr.Checkbox(DEFAULT.preserve_colors, label="Preserve the photo's colours")
             with gr.Column(scale=1):
                 gallery = gr.Gallery(
                     label="Snapshots (newest selected)",
@@ -760,41 +785,66 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         if rows:
             gr.Examples(rows, inputs=[fig1_content, fig1_style], cache_examples=False, example_labels=labels)
 
-    advanced = [alpha_beta, steps, size, scales, style_layers, init, preserve_colors, style_scale, tv_weight]
-    preset.change(preset_settings, preset, [*advanced, info], api_name="preset_settings", queue=False)
-    for field in (size, steps, scales):
-        field.change(preset_info, [preset, size, steps, scales], info, api_visibility="private", queue=False)
+    preset.change(
+        preset_settings,
+        preset,
+        [alpha_beta, steps, size, scales, style_layers, init, preserve_colors, style_scale, tv_weight, info],
+        api_name="preset_settings",
+        queue=False,
+    )
+    gr.on(
+        [size.change, steps.change, scales.change],
+        preset_info,
+        inputs_kwargs=dict(preset=preset, size=size, steps=steps, scales=scales),
+        outputs=info,
+        api_visibility="private",
+        queue=False,
+    )
+    # Inputs by parameter name: the API's /stylize takes them in this order (positional callers depend on it).
     run_event = run_btn.click(
         stylize,
-        [
-            content,
-            style,
-            style_weight,
-            style_2,
-            style_2_weight,
-            style_3,
-            style_3_weight,
-            preset,
-            *advanced[:6],
-            seed,
-            preserve_colors,
-            style_scale,
-            tv_weight,
-            snapshot_every,
-        ],
-        [gallery, status, result],
+        inputs_kwargs=dict(
+            content=content,
+            style=style,
+            style_weight=style_weight,
+            style_2=style_2,
+            style_2_weight=style_2_weight,
+            style_3=style_3,
+            style_3_weight=style_3_weight,
+            preset=preset,
+            alpha_beta_log10=alpha_beta,
+            steps=steps,
+            size=size,
+            scales=scales,
+            style_layers=style_layers,
+            init=init,
+            seed=seed,
+            preserve_colors=preserve_colors,
+            style_scale=style_scale,
+            tv_weight=tv_weight,
+            snapshot_every=snapshot_every,
+        ),
+        outputs=[gallery, status, result],
         api_name="stylize",
         concurrency_limit=1,
         concurrency_id="optimiser",
         show_progress_on=[status],
     )
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
-    for field in (fig1_size, fig1_steps):
-        field.change(fig1_info, [fig1_size, fig1_steps], fig1_eta, api_visibility="private", queue=False)
+    gr.on(
+        [fig1_size.change, fig1_steps.change],
+        fig1_info,
+        inputs_kwargs=dict(size=fig1_size, steps=fig1_steps),
+        outputs=fig1_eta,
+        api_visibility="private",
+        queue=False,
+    )
     fig1_event = fig1_btn.click(
         reconstruct,
-        [fig1_content, fig1_style, fig1_size, fig1_steps, fig1_optimizer],
-        [fig1_content_out, fig1_style_out, fig1_status],
+        inputs_kwargs=dict(
+            content=fig1_content, style=fig1_style, size=fig1_size, steps=fig1_steps, optimizer=fig1_optimizer
+        ),
+        outputs=[fig1_content_out, fig1_style_out, fig1_status],
         api_name="reconstruct",
         concurrency_limit=1,
         concurrency_id="optimiser",
@@ -807,6 +857,8 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
 demo.queue(default_concurrency_limit=1, max_size=8)
 
 if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)  # the app's own lines (one per user mistake); other libraries stay at WARNING
     demo.launch(
         share=True if "--share" in sys.argv[1:] else None,  # None: Gradio reads GRADIO_SHARE
         max_file_size="25mb",

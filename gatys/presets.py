@@ -32,6 +32,20 @@ INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("avg", "max")
 
+# Which preset runs when none is named. Each front end has its own job, so each has its own default:
+# - the library reproduces the paper unless asked otherwise (StyleTransfer.stylize's preset=);
+# - the command line makes a good picture: the paper's losses and α/β, but started from the photo, which keeps
+#   it recognisable with every weights we ship (from white noise the HED VGG-16 loses the photo's detail);
+# - the app shows a first picture in under a minute on a CPU: the same, at 256 px and 150 steps.
+LIBRARY_DEFAULT_PRESET = "paper"
+CLI_DEFAULT_PRESET = "recommended"
+APP_DEFAULT_PRESET = "preview"
+#: The command line's default under its first name (gatys.cli imports it).
+DEFAULT_PRESET = CLI_DEFAULT_PRESET
+
+#: Preset fields that describe a preset and set nothing: they never change a result.
+DESCRIPTIVE_FIELDS = frozenset({"name", "description", "source", "label"})
+
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
@@ -40,6 +54,8 @@ class Preset:
     name: str = "custom"
     description: str = ""
     source: str = ""
+    #: a short human label for menus, e.g. "Quick preview · from the photo (256 px, 150 steps)".
+    label: str = ""
     content_layers: tuple[str, ...] = (PAPER_CONTENT_LAYER,)
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     #: w_l per style layer; None means equal weights 1/len(style_layers) (the paper's w_l = 1/5).
@@ -81,7 +97,7 @@ class Preset:
             if key in changes:
                 val = changes[key]
                 changes[key] = (val,) if isinstance(val, (str, int, float)) else tuple(val)
-        if changes:
+        if changes.keys() - DESCRIPTIVE_FIELDS:
             changes.setdefault("name", f"{self.name}+custom" if not self.name.endswith("+custom") else self.name)
         out = dataclasses.replace(self, **changes)
         out.validate()
@@ -158,26 +174,34 @@ class Preset:
         return dataclasses.asdict(self)
 
 
+def _ratio(ratio: float) -> str:
+    """1e-3 as the paper writes it (not 1e-03)."""
+    return f"{ratio:.0e}".replace("e-0", "e-")
+
+
 def _fig3_name(letter: str, ratio: float) -> str:
-    return f"fig3-{letter}-{ratio:.0e}".replace("e-0", "e-")
+    return f"fig3-{letter}-{_ratio(ratio)}"
 
 
 def _build() -> dict[str, Preset]:
     presets = {
         "paper": Preset(
             name="paper",
+            label="Fig. 2 B–D · α/β = 1e-3 (the paper; 512 px, 500 steps)",
             description="The paper's Fig. 2 B-D: conv4_2 content, conv1_1..conv5_1 style, α/β = 1e-3",
             source="Gatys et al. 2015, Fig. 2 B-D caption: α/β = 1×10⁻³; Methods: avg pooling, white noise, L-BFGS",
             alpha_beta=1e-3,
         ),
         "paper-1e-4": Preset(
             name="paper-1e-4",
+            label="Fig. 2 E–F · α/β = 1e-4, more style (512 px, 500 steps)",
             description="The paper's Fig. 2 E-F: as 'paper' with α/β = 1e-4 (more style)",
             source="Gatys et al. 2015, Fig. 2 E-F caption: α/β = 1×10⁻⁴",
             alpha_beta=1e-4,
         ),
         "recommended": Preset(
             name="recommended",
+            label="Recommended · the paper's losses, from the photo (512 px, 300 steps)",
             description="The paper's losses and α/β = 1e-3, started from the photo: recognisable in 300 steps",
             source="Fig. 2 B-D settings; init from the content image as in Gatys's own PyTorch code "
             "(leongatys/PytorchNeuralStyleTransfer). Measured with the HED VGG-16: from white noise its conv4_2 "
@@ -189,6 +213,7 @@ def _build() -> dict[str, Preset]:
         ),
         "preview": Preset(
             name="preview",
+            label="Quick preview · from the photo (256 px, 150 steps)",
             description="Quick CPU preview: 256 px, starts from the content photo, 150 L-BFGS steps",
             source=(
                 "practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)"
@@ -200,6 +225,7 @@ def _build() -> dict[str, Preset]:
         ),
         "quality": Preset(
             name="quality",
+            label="Quality · coarse to fine 128 → 256 → 512 px",
             description="Quality: coarse to fine 128 → 256 → 512 px from the photo, 100 steps at each coarse scale "
             "and 300 at 512 px",
             source="practical: multi-scale as in crowsonkb/style-transfer-pytorch and jcjohnson's multires recipe; "
@@ -216,8 +242,10 @@ def _build() -> dict[str, Preset]:
     for letter, layers in FIG3_LAYER_SETS.items():
         for ratio in FIG3_RATIOS:
             name = _fig3_name(letter, ratio)
+            span = layers[0] if len(layers) == 1 else f"{layers[0]}…{layers[-1]}"
             presets[name] = Preset(
                 name=name,
+                label=f"Fig. 3 row {letter} ({span}) · α/β = {_ratio(ratio)}",
                 description=f"Fig. 3 row {letter} ({', '.join(layers)}), column α/β = {ratio:.0e}",
                 source=f"Gatys et al. 2015, Fig. 3: style layers {layers[0]}..{layers[-1]}, α/β = {ratio:.0e}",
                 style_layers=layers,
@@ -227,9 +255,6 @@ def _build() -> dict[str, Preset]:
         p.validate()
     return presets
 
-
-#: The command line's and the app's default: good-looking results with the paper's losses.
-DEFAULT_PRESET = "recommended"
 
 #: Every named preset: ``paper``, ``paper-1e-4``, ``recommended``, ``preview``, ``quality`` and
 #: ``fig3-{A..E}-{1e-5..1e-2}``.

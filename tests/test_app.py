@@ -241,6 +241,54 @@ def test_app_examples_and_presets(monkeypatch, tiny_weights_dir):
     assert ns["preset_info"]("preview", 256, 150, 1).count("Expected time") == 1
 
 
+def test_api_parameters_by_name(monkeypatch, tiny_weights_dir):
+    """The API takes each handler's parameters by name, in signature order (positional callers rely on it), with
+    the page's values as defaults; /preset_settings answers in the order of stylize()'s Advanced parameters."""
+    import inspect
+
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    ns = runpy.run_path(str(ROOT / "app.py"))
+    api = ns["demo"].get_api_info()["named_endpoints"]
+    for endpoint, handler in (("/stylize", ns["stylize"]), ("/reconstruct", ns["reconstruct"])):
+        names = [p["parameter_name"] for p in api[endpoint]["parameters"]]
+        assert names == [n for n in inspect.signature(handler).parameters if n not in ("request", "progress")]
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in api["/stylize"]["parameters"]}
+    assert defaults["preset"] == "preview" and (defaults["steps"], defaults["size"]) == (150, 256)
+    returns = [r["label"] for r in api["/preset_settings"]["returns"]]
+    assert returns[1:3] == ["Steps (at the finest scale)", "Output size (longest side, px)"] and len(returns) == 10
+
+
+def test_worker_events(monkeypatch, tiny_weights_dir):
+    """A job's events arrive typed and in order; its error is raised in the handler; closing stops the job."""
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    ns = runpy.run_path(str(ROOT / "app.py"))
+    Run, Progress, GalleryImage, Done = ns["Run"], ns["Progress"], ns["GalleryImage"], ns["Done"]
+
+    def job(emit):
+        assert emit(Progress(1, None)) and emit(GalleryImage(make_image(8, 8, 1), "step 1", None))
+        return "result"
+
+    events = [e for e in Run(total=1).events(job) if e is not None]
+    assert [type(e) for e in events] == [Progress, GalleryImage, Done] and events[-1].result == "result"
+
+    def failing(emit):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        list(Run(total=1).events(failing))
+
+    def endless(emit):
+        while emit(Progress(1, None)):
+            time.sleep(0.01)
+        return "stopped"
+
+    run = Run(total=1)
+    events = run.events(endless)
+    next(e for e in events if e is not None)
+    events.close()  # what Gradio does on Stop, a closed tab or a cancelled job
+    assert run.stop.is_set()
+
+
 def test_large_upload_is_downscaled_with_a_notice(tmp_path, monkeypatch, tiny_weights_dir):
     monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
     ns = runpy.run_path(str(ROOT / "app.py"))

@@ -61,10 +61,36 @@ def test_multiscale_schedule():
     assert Preset(size=300).scale_sizes() == [300]
 
 
-def test_cli_and_app_default_is_recommended():
-    from gatys.cli import build_parser
-    from gatys.presets import DEFAULT_PRESET
+def test_every_named_preset_has_a_label():
+    for p in PRESETS.values():
+        assert p.label
+        if "steps)" in p.label:  # the numbers a label shows are the preset's own
+            assert f"{p.size} px, {p.steps} steps)" in p.label, p.label
+    assert PRESETS["preview"].label == "Quick preview · from the photo (256 px, 150 steps)"
+    assert PRESETS[fig3_preset_name("C", 1e-4)].label == "Fig. 3 row C (conv1_1…conv3_1) · α/β = 1e-4"
+    assert Preset().label == ""
 
-    assert DEFAULT_PRESET == "recommended" and PRESETS[DEFAULT_PRESET].init == "content"
-    assert PRESETS[DEFAULT_PRESET].alpha_beta == PRESETS["paper"].alpha_beta
-    assert build_parser().get_default("preset") == DEFAULT_PRESET
+
+def test_descriptive_fields_are_not_settings():
+    paper = PRESETS["paper"]
+    relabelled = paper.with_overrides(label="Mine", description="mine")
+    assert relabelled.name == "paper" and relabelled.label == "Mine"  # still the paper: nothing that counts changed
+    assert paper.with_overrides(steps=10).name == "paper+custom"
+    assert paper.with_overrides(steps=10).label == paper.label
+    assert relabelled.to_dict()["label"] == "Mine"
+
+
+def test_default_presets():
+    """The library reproduces the paper, the CLI makes a good picture, the app a quick one."""
+    import inspect
+
+    from gatys import StyleTransfer
+    from gatys.cli import build_parser
+    from gatys.presets import APP_DEFAULT_PRESET, CLI_DEFAULT_PRESET, LIBRARY_DEFAULT_PRESET
+
+    assert LIBRARY_DEFAULT_PRESET == "paper"
+    assert inspect.signature(StyleTransfer.stylize).parameters["preset"].default == LIBRARY_DEFAULT_PRESET
+    assert CLI_DEFAULT_PRESET == "recommended" and PRESETS[CLI_DEFAULT_PRESET].init == "content"
+    assert PRESETS[CLI_DEFAULT_PRESET].alpha_beta == PRESETS["paper"].alpha_beta
+    assert build_parser().get_default("preset") == CLI_DEFAULT_PRESET
+    assert APP_DEFAULT_PRESET == "preview" and PRESETS[APP_DEFAULT_PRESET].size == 256
