@@ -16,10 +16,10 @@ import typing
 from typing import Any
 
 from .errors import GatysError
-from .presets import DEFAULT_PRESET, PRESETS, Preset
+from .presets import DEFAULT_PRESET, DESCRIPTIVE_FIELDS, PRESETS, Preset
 
 # Preset fields that are descriptive, not settings.
-_NOT_OPTIONS = {"name", "description", "source"}
+_NOT_OPTIONS = DESCRIPTIVE_FIELDS
 _PRESET_HELP = {
     "content_layers": "content layer(s), comma-separated",
     "style_layers": "style layers, comma-separated (e.g. conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)",

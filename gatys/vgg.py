@@ -245,7 +245,7 @@ class VGGFeatures(nn.Module):
             raise ConfigError(f"padding must be one of {', '.join(PADDINGS)}, got {mode!r}")
         for conv in self.convs():
             # "replicate"/"reflect" depart from the paper (zeros): they remove the edge step behind the border dots.
-            conv.padding_mode = mode
+            conv.padding_mode = mode  # type: ignore[assignment]
         self.padding = mode
 
     # -- layer names -------------------------------------------------------------------------------------
@@ -273,7 +273,8 @@ class VGGFeatures(nn.Module):
         if self.config.color_order == "BGR":
             image = image.flip(1)
         # channels_last lets oneDNN/cuDNN pick their fastest 3x3 kernels; callers keep ordinary layouts.
-        return (image * self._scale + self._shift).contiguous(memory_format=torch.channels_last)
+        scale, shift = self.get_buffer("_scale"), self.get_buffer("_shift")
+        return (image * scale + shift).contiguous(memory_format=torch.channels_last)
 
     def forward(
         self,
@@ -302,7 +303,7 @@ class VGGFeatures(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for name in self._order[: last + 1]:
             # Average pooling is the paper's choice ("improves the gradient flow"); see _pool.
-            x = self._pool(x, pooling) if name.startswith("pool") else F.relu(self._modules[name](x), inplace=True)
+            x = self._pool(x, pooling) if name.startswith("pool") else F.relu(self.get_submodule(name)(x), inplace=True)
             if name in wanted:
                 out[name] = x
                 if on_feature is not None:
@@ -337,6 +338,7 @@ class VGGFeatures(nn.Module):
             for conv in net.convs():
                 fan_in = conv.in_channels * 9
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                assert conv.bias is not None  # VGG's convolutions all have biases
                 conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * 0.01)
         return net
 

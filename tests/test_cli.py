@@ -11,6 +11,7 @@ from helpers import ROOT, make_image
 from PIL import Image
 
 from gatys.cli import build_parser, main
+from gatys.presets import DESCRIPTIVE_FIELDS
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_cli_options_derived_from_library():
     parser = build_parser()
     flags = {a for action in parser._actions for a in action.option_strings}
     for f in dataclasses.fields(Preset):
-        if f.name not in ("name", "description", "source"):
+        if f.name not in DESCRIPTIVE_FIELDS:
             assert "--" + f.name.replace("_", "-") in flags
     assert {"--preset", "--seed", "--style-weights", "--save-every", "--preserve-colors"} <= flags
 
