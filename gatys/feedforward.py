@@ -26,7 +26,7 @@ from torch import nn
 
 from .errors import ConfigError, WeightsError
 from .image import ImageInput, load_image, resize_longest, to_pil, to_tensor, with_chroma_of
-from .weights import CONFIG_NAME, WEIGHTS_NAME, _looks_local, pick_device, resolve_files
+from .weights import CONFIG_NAME, WEIGHTS_NAME, _looks_local, pick_device, read_config, resolve_files
 
 #: ``config.json`` of a FastStyle model says this, so a VGG weights folder is told apart in one line.
 MODEL_TYPE = "gatys-fast-style"
@@ -253,13 +253,7 @@ class FastStyle:
         config_path, weights_path, where = resolve_files(
             name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
-        try:
-            data = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise WeightsError(f"{where}: config.json is not valid JSON ({str(e).splitlines()[0]})") from e
-        if not isinstance(data, dict):
-            raise WeightsError(f"{where}: config.json must hold a JSON object")
-        config = FastStyleConfig.from_dict(data, where)
+        config = FastStyleConfig.from_dict(read_config(config_path, where), where)
         try:
             state = load_file(str(weights_path))
         except (SafetensorError, OSError, RuntimeError, ValueError) as e:

@@ -339,6 +339,17 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return PartialState().device
 
 
+def read_config(path: Path, where: str) -> dict[str, Any]:
+    """A weights or model folder's config.json as a dict, or a one-line WeightsError naming ``where``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{where}: config.json is not valid JSON ({_first_line(e)})") from e
+    if not isinstance(data, dict):
+        raise WeightsError(f"{where}: config.json must hold a JSON object")
+    return data
+
+
 def load_vgg(
     repo_id_or_path: str | os.PathLike | None = None,
     *,
@@ -361,12 +372,7 @@ def load_vgg(
     )
     # For a cached Hub file, say which file to delete when it is broken.
     fix = "convert it again" if _looks_local(name) else f"delete {weights_path.resolve()} and load again"
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{where}: config.json is not valid JSON ({_first_line(e)})") from e
-    if not isinstance(data, dict):
-        raise WeightsError(f"{where}: config.json must hold a JSON object")
+    data = read_config(config_path, where)
     timm_layout = "pretrained_cfg" in data
     config = _timm_config(data, where) if timm_layout else VGGConfig.from_dict(data)
     net = VGGFeatures(config, pooling=pooling)
