@@ -638,6 +638,16 @@ CSS = """
 """
 DEFAULT = PRESETS[APP_DEFAULT_PRESET]  # the Advanced fields start with its values
 
+
+#: Both optimisations (Stylize and Fig. 1) share one worker: each uses every core.
+ONE_OPTIMISATION_AT_A_TIME: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="optimiser")
+
+
+def live_info(triggers: list, fn: Callable, output: gr.Markdown, **inputs: gr.components.Component) -> None:
+    """Refresh an info line when a setting changes: instant (no queue) and not part of the public API."""
+    gr.on(triggers, fn, inputs_kwargs=inputs, outputs=output, api_visibility="private", queue=False)
+
+
 with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(1800, 3600)) as demo:
     gr.Markdown(
         "# Neural style transfer\n"
@@ -792,13 +802,14 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         api_name="preset_settings",
         queue=False,
     )
-    gr.on(
+    live_info(
         [size.change, steps.change, scales.change],
         preset_info,
-        inputs_kwargs=dict(preset=preset, size=size, steps=steps, scales=scales),
-        outputs=info,
-        api_visibility="private",
-        queue=False,
+        info,
+        preset=preset,
+        size=size,
+        steps=steps,
+        scales=scales,
     )
     # Inputs by parameter name: the API's /stylize takes them in this order (positional callers depend on it).
     run_event = run_btn.click(
@@ -826,19 +837,11 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         ),
         outputs=[gallery, status, result],
         api_name="stylize",
-        concurrency_limit=1,
-        concurrency_id="optimiser",
         show_progress_on=[status],
+        **ONE_OPTIMISATION_AT_A_TIME,
     )
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
-    gr.on(
-        [fig1_size.change, fig1_steps.change],
-        fig1_info,
-        inputs_kwargs=dict(size=fig1_size, steps=fig1_steps),
-        outputs=fig1_eta,
-        api_visibility="private",
-        queue=False,
-    )
+    live_info([fig1_size.change, fig1_steps.change], fig1_info, fig1_eta, size=fig1_size, steps=fig1_steps)
     fig1_event = fig1_btn.click(
         reconstruct,
         inputs_kwargs=dict(
@@ -846,9 +849,8 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         ),
         outputs=[fig1_content_out, fig1_style_out, fig1_status],
         api_name="reconstruct",
-        concurrency_limit=1,
-        concurrency_id="optimiser",
         show_progress_on=[fig1_status],
+        **ONE_OPTIMISATION_AT_A_TIME,
     )
     fig1_stop.click(stop_reconstruct, None, fig1_status, cancels=[fig1_event], api_name="stop_reconstruct", queue=False)
     demo.unload(stop_session)

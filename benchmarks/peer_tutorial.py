@@ -67,8 +67,8 @@ class Normalization(nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], bgr: bool, input_range: float):
         super().__init__()
-        self.mean = torch.as_tensor(mean).view(-1, 1, 1)
-        self.std = torch.as_tensor(std).view(-1, 1, 1)
+        self.register_buffer("mean", torch.as_tensor(mean).view(-1, 1, 1))  # buffers: .to(device) moves them
+        self.register_buffer("std", torch.as_tensor(std).view(-1, 1, 1))
         self.bgr = bgr
         self.input_range = input_range
 
@@ -108,18 +108,9 @@ def tutorial_name(net: VGGFeatures, layer: str) -> str:
 # --- the tutorial's model builder and loop ----------------------------------------------------------------
 
 
-def get_style_model_and_losses(
-    cnn,
-    normalization_mean,
-    normalization_std,
-    style_img,
-    content_img,
-    content_layers,
-    style_layers,
-    bgr=False,
-    input_range=1.0,
-):
-    normalization = Normalization(normalization_mean, normalization_std, bgr, input_range)
+def get_style_model_and_losses(cnn, normalization, style_img, content_img, content_layers, style_layers):
+    # The tutorial builds Normalization(mean, std) here; the caller builds it, as it also knows the weights'
+    # colour order and value range.
     content_losses = []
     style_losses = []
     model = nn.Sequential(normalization)
@@ -159,8 +150,7 @@ def get_style_model_and_losses(
 
 def run_style_transfer(
     cnn,
-    normalization_mean,
-    normalization_std,
+    normalization: Normalization,
     content_img,
     style_img,
     input_img,
@@ -169,21 +159,11 @@ def run_style_transfer(
     num_steps=300,
     style_weight=1000000,
     content_weight=1,
-    bgr=False,
-    input_range=1.0,
     on_eval: Callable[[int, float], None] | None = None,
 ):
     """The tutorial's loop; ``on_eval(n, loss)`` is called after every closure (one forward + backward)."""
     model, style_losses, content_losses = get_style_model_and_losses(
-        cnn,
-        normalization_mean,
-        normalization_std,
-        style_img,
-        content_img,
-        content_layers,
-        style_layers,
-        bgr=bgr,
-        input_range=input_range,
+        cnn, normalization, style_img, content_img, content_layers, style_layers
     )
     # We want to optimize the input and not the model parameters so we update all the requires_grad fields
     input_img.requires_grad_(True)
@@ -258,16 +238,13 @@ def time_steps(
     with contextlib.suppress(_Enough):
         run_style_transfer(
             cnn,
-            torch.tensor(cfg.mean, device=device),
-            torch.tensor(cfg.std, device=device),
+            Normalization(cfg.mean, cfg.std, cfg.color_order == "BGR", cfg.input_range).to(device),
             content,
             style,
             input_img,
             [tutorial_name(net, n) for n in content_layers],
             [tutorial_name(net, n) for n in style_layers],
             num_steps=steps,
-            bgr=cfg.color_order == "BGR",
-            input_range=cfg.input_range,
             on_eval=on_eval,
         )
     return [b - a for a, b in zip(stamps, stamps[1:])]

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gatys.transfer import StylizeOutput
 from gatys.weights import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,6 +204,19 @@ class Bench:
                 times.append(self.clock() - t0)
         return times
 
+    def stylize(self, size: int, steps: int, precision: str, **kwargs: Any) -> StylizeOutput:
+        """The benchmark's photo and painting with its preset, under ``precision`` ("fp32", "tf32", "bf16")."""
+        with precision_context(precision, self.device):
+            return self.st.stylize(
+                self.content,
+                self.style,
+                preset=self.preset,
+                size=size,
+                steps=steps,
+                precision=lib_precision(precision),
+                **kwargs,
+            )
+
     def time_gatys(self, size: int, precision: str, steps: int) -> list[float]:
         """Per-step seconds of the real stylize loop: StepInfo.elapsed differences, after a warm-up step
         (step 1 holds the setup and targets; step 2 may still grow the heap)."""
@@ -210,16 +224,7 @@ class Bench:
         # On the wall clock StepInfo.elapsed is the record; the CPU clock needs a callback (which costs gatys a
         # little: the callback receives the current image).
         callback = (lambda info: stamps.append(self.clock())) if self.clock is not time.perf_counter else None
-        with precision_context(precision, self.device):
-            out = self.st.stylize(
-                self.content,
-                self.style,
-                preset=self.preset,
-                size=size,
-                steps=steps + 2,
-                precision=lib_precision(precision),
-                callback=callback,
-            )
+        out = self.stylize(size, steps + 2, precision, callback=callback)
         elapsed = stamps or [info.elapsed for info in out.losses]
         return [b - a for a, b in zip(elapsed, elapsed[1:])][1:]
 
@@ -677,16 +682,7 @@ def section_gpu(args: argparse.Namespace, bench: Bench, results: dict[str, Any])
     for prec in ("fp32", "tf32", "bf16"):
         print(f"[gpu] {size} px, {steps} steps, {prec}", file=sys.stderr, flush=True)
         torch.cuda.reset_peak_memory_stats(bench.device)
-        with precision_context(prec, bench.device):
-            out = bench.st.stylize(
-                bench.content,
-                bench.style,
-                preset=bench.preset,
-                size=size,
-                steps=steps,
-                precision=lib_precision(prec),
-                seed=0,
-            )
+        out = bench.stylize(size, steps, prec, seed=0)
         el = [i.elapsed for i in out.losses]
         rows[prec] = {
             "seconds": out.seconds,

@@ -7,11 +7,13 @@ Example:
 """
 
 from .errors import ConfigError, GatysError, ImageError, WeightsError
+from .feedforward import FastStyle
 from .presets import PRESETS, Preset
 from .transfer import Plan, Snapshot, StepInfo, StyleTransfer, StylizeOutput
 
 __all__ = [
     "StyleTransfer",
+    "FastStyle",
     "StylizeOutput",
     "Plan",
     "StepInfo",

@@ -241,6 +241,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def job_from_args(args: argparse.Namespace, command: str = "") -> TrainJob:
+    """The job that the parsed command line ``args`` asks for (``command`` is recorded in the model card).
+
+    The parser's destinations are :func:`make_job`'s parameter names, so every option reaches it by name.
+    """
+    options = {k: v for k, v in vars(args).items() if k not in ("style", "no_progress")}
+    return make_job(args.style, **{**options, "samples": tuple(args.samples)}, command=command)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line: one-line errors with exit status 2, 130 after a Ctrl-C checkpoint."""
     from ._trainloop import train
@@ -248,26 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = "python -m gatys.train " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        job = make_job(
-            args.style,
-            data=args.data,
-            out=args.out,
-            recipe=args.recipe,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            size=args.size,
-            precision=args.precision,
-            checkpoint_every=args.checkpoint_every,
-            sample_every=args.sample_every,
-            width=args.width,
-            residual_blocks=args.residual_blocks,
-            seed=args.seed,
-            resume=args.resume,
-            samples=tuple(args.samples),
-            loss_network=args.loss_network,
-            license=args.license,
-            command=command,
-        )
+        job = job_from_args(args, command)
         result = train(job, progress=not args.no_progress)
     except GatysError as e:
         print(f"error: {e}", file=sys.stderr)

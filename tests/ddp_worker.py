@@ -11,22 +11,11 @@ import sys
 import torch
 
 from gatys._trainloop import train
-from gatys.train import _parser, make_job
+from gatys.train import _parser, job_from_args
 
 if __name__ == "__main__":
     a = _parser().parse_args(sys.argv[1:])
-    job = make_job(
-        a.style,
-        data=a.data,
-        out=a.out,
-        steps=a.steps,
-        batch_size=a.batch_size,
-        size=a.size,
-        precision=a.precision,
-        width=a.width,
-        residual_blocks=a.residual_blocks,
-        loss_network=a.loss_network,
-    )
+    job = job_from_args(a)
     result = train(job, progress=False)
     from accelerate import PartialState
 

@@ -36,16 +36,22 @@ def client(server):
     return Client(server[0], verbose=False)
 
 
+@pytest.fixture
+def pair(images):
+    """The content photo and style image as the client uploads them."""
+    from gradio_client import handle_file
+
+    return dict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"))
+
+
 # -- the running app, through the official client ---------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_stylize_streams_a_gallery(client, images):
-    from gradio_client import handle_file
+def test_stylize_streams_a_gallery(client, pair):
 
     job = client.submit(
-        content=handle_file(images / "content.png"),
-        style=handle_file(images / "style.jpg"),
+        **pair,
         size=64,
         steps=20,
         snapshot_every=5,
@@ -67,12 +73,11 @@ def test_stylize_streams_a_gallery(client, images):
 
 
 @pytest.mark.slow
-def test_two_styles_and_settings(client, images):
+def test_two_styles_and_settings(client, images, pair):
     from gradio_client import handle_file
 
     gallery, status, final = client.predict(
-        content=handle_file(images / "content.png"),
-        style=handle_file(images / "style.jpg"),
+        **pair,
         style_weight=2,
         style_2=handle_file(images / "style2.png"),
         style_2_weight=1,
@@ -105,11 +110,11 @@ def test_two_styles_and_settings(client, images):
         (dict(style_weight=0), "Every style image has weight 0"),
     ],
 )
-def test_user_mistakes_get_plain_messages(client, images, kwargs, message):
+def test_user_mistakes_get_plain_messages(client, images, kwargs, message, pair):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    args = dict(content=handle_file(images / "content.png"), style=handle_file(images / "style.jpg"), size=64, steps=2)
+    args = dict(**pair, size=64, steps=2)
     for k, v in kwargs.items():
         args[k] = handle_file(images / v) if isinstance(v, str) and v.endswith(".png") else v
     with pytest.raises(AppError) as e:
@@ -119,12 +124,10 @@ def test_user_mistakes_get_plain_messages(client, images, kwargs, message):
 
 
 @pytest.mark.slow
-def test_fig1_reconstructions(client, images):
-    from gradio_client import handle_file
+def test_fig1_reconstructions(client, pair):
 
     contents, styles, status = client.predict(
-        content=handle_file(images / "content.png"),
-        style=handle_file(images / "style.jpg"),
+        **pair,
         size=64,
         steps=2,
         api_name="/reconstruct",
@@ -146,9 +149,8 @@ def test_preset_fills_the_advanced_fields(client):
 
 
 @pytest.mark.slow
-def test_preset_as_the_page_runs_it(client, images):
+def test_preset_as_the_page_runs_it(client, pair):
     """The README's recipe: forwarding /preset_settings into /stylize runs the preset itself (no overrides)."""
-    from gradio_client import handle_file
 
     names = [
         "alpha_beta_log10",
@@ -163,8 +165,7 @@ def test_preset_as_the_page_runs_it(client, images):
     ]
     fields = dict(zip(names, client.predict("preview", api_name="/preset_settings")))
     _, status, _ = client.predict(
-        content=handle_file(images / "content.png"),
-        style=handle_file(images / "style.jpg"),
+        **pair,
         preset="preview",
         **fields,
         api_name="/stylize",
@@ -173,13 +174,11 @@ def test_preset_as_the_page_runs_it(client, images):
 
 
 @pytest.mark.slow
-def test_cancel_stops_the_work(client, server, images):
+def test_cancel_stops_the_work(client, server, pair):
     """A cancelled API job (like a closed tab) stops the optimisation: the server's CPU use drops to idle."""
-    from gradio_client import handle_file
 
     job = client.submit(
-        content=handle_file(images / "content.png"),
-        style=handle_file(images / "style.jpg"),
+        **pair,
         size=128,
         steps=2000,
         snapshot_every=1,
@@ -197,8 +196,7 @@ def test_cancel_stops_the_work(client, server, images):
     wait_idle(server[1].pid, within=10, threshold=min(0.3, busy / 4))
     # The worker is free at once: a new run starts and finishes.
     _, status, _ = client.predict(
-        content=handle_file(images / "content.png"),
-        style=handle_file(images / "style.jpg"),
+        **pair,
         size=64,
         steps=2,
         api_name="/stylize",

@@ -167,25 +167,15 @@ def image_dir(tmp_path):
     return d
 
 
+def _tiny_args(figure: str, out, image_dir, weights_dir) -> list[str]:
+    """A fast command line: 32 px, 2 steps, the tiny weights, on the CPU."""
+    where = ["--out", str(out), "--images", str(image_dir), "--weights", str(weights_dir)]
+    return [figure, *where, "--size", "32", "--steps", "2", "--device", "cpu"]
+
+
 def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir, capsys):
     out = tmp_path / "out"
-    rc = main(
-        [
-            "all",
-            "--out",
-            str(out),
-            "--size",
-            "32",
-            "--steps",
-            "2",
-            "--images",
-            str(image_dir),
-            "--weights",
-            str(tiny_weights_dir),
-            "--device",
-            "cpu",
-        ]
-    )
+    rc = main(_tiny_args("all", out, image_dir, tiny_weights_dir))
     assert rc == 0
     err = capsys.readouterr().err
     assert "estimated total" in err and "checks passed" in err
@@ -219,21 +209,7 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
 
 def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, capsys):
     out = tmp_path / "out"
-    args = [
-        "fig1",
-        "--out",
-        str(out),
-        "--size",
-        "32",
-        "--steps",
-        "2",
-        "--images",
-        str(image_dir),
-        "--weights",
-        str(tiny_weights_dir),
-        "--device",
-        "cpu",
-    ]
+    args = _tiny_args("fig1", out, image_dir, tiny_weights_dir)
     assert main(args) == 0
     first = json.loads((out / "report.json").read_text())
     before = (out / "fig1/content_conv3_1.png").read_bytes()
