@@ -1,6 +1,8 @@
-"""The command line: a thin shell over :meth:`StyleTransfer.stylize`.
+"""The command line: a thin shell over :meth:`StyleTransfer.stylize` and :meth:`FastStyle.stylize`.
 
     gatys CONTENT STYLE [STYLE ...] -o OUT.png [--preset paper] [--size 512] [--steps 500] ...
+    gatys PHOTO [PHOTO ...] --model MODEL -o OUT.png|OUT_DIR [--size 512] [--preserve-colors]
+    gatys train STYLE_IMAGE --data PHOTO_DIR --out MODEL_DIR ...      (= python -m gatys.train)
 
 Options are derived from the fields of :class:`gatys.presets.Preset` and the keyword arguments of
 ``stylize``, so defaults live in one place (the preset). Errors print one line and exit with status 2.
@@ -12,6 +14,7 @@ import argparse
 import dataclasses
 import inspect
 import sys
+import time
 import typing
 from typing import Any
 
@@ -95,8 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Presets: " + ", ".join(PRESETS),
     )
     parser.add_argument("content", help="content image (the photo)")
-    parser.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended")
-    parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp); written atomically")
+    parser.add_argument(
+        "styles", nargs="*", metavar="style", help="style image(s); several are blended (with --model: more photos)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output image (.png, .jpg, .webp), written atomically; with --model and several photos, a folder",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="stylise the photo(s) instantly with a trained FastStyle model (a name such as starry-night, a folder "
+        "or a Hub repo) instead of optimising; 'gatys train' trains one",
+    )
     # Departure from the library's default ("paper", white-noise init): the CLI starts from the photo, which
     # keeps it recognisable with every weights we ship (see presets.DEFAULT_PRESET); --preset paper is exact.
     parser.add_argument(
@@ -147,7 +163,16 @@ def _err(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from .train import main as train_main
+
+        return train_main(argv[1:], prog="gatys train")
     args = build_parser().parse_args(argv)
+    if args.model:
+        return _fast(args)
+    if not args.styles:
+        return _err("give at least one style image after the content image (or --model MODEL to use a trained one)")
     from . import image as im
     from .presets import get_preset
     from .transfer import StyleTransfer
@@ -199,6 +224,52 @@ def main(argv: list[str] | None = None) -> int:
         f"final loss {losses['loss']:.4g} (content {losses['content']:.4g}, style {losses['style']:.4g})",
         file=sys.stderr,
     )
+    return 0
+
+
+def _fast_outputs(photos: list[str], output: str, model: str) -> list[Any]:
+    """One output path per photo: OUTPUT itself for one photo, OUTPUT/<photo>-<model>.png for several."""
+    from pathlib import Path
+
+    from . import image as im
+
+    if len(photos) == 1:
+        return [im.check_output_path(output)]
+    folder = Path(output)
+    if folder.suffix.lower() in im.WRITE_FORMATS or not folder.is_dir():
+        raise GatysError(f"with {len(photos)} photos, -o must be an existing folder, got {output}")
+    tag = Path(model.rstrip("/")).name
+    return [im.check_output_path(folder / f"{Path(p).stem}-{tag}.png") for p in photos]
+
+
+def _fast(args: argparse.Namespace) -> int:
+    """``gatys PHOTO [PHOTO ...] --model MODEL -o OUT``: one forward pass per photo, each written atomically."""
+    from . import image as im
+    from .feedforward import FastStyle
+
+    photos = [args.content, *args.styles]
+    size = args.size  # None: each photo's own size
+    try:
+        outputs = _fast_outputs(photos, args.output, args.model)
+        for i, photo in enumerate(photos):  # every photo readable before the model loads
+            im.load_image(photo, name=f"photo {i + 1}" if len(photos) > 1 else "photo")
+        fs = FastStyle.from_pretrained(
+            args.model, revision=args.revision, local_files_only=args.local_files_only, device=args.device
+        )
+        print(f"gatys: model {fs.description}", file=sys.stderr)
+        for photo, out_path in zip(photos, outputs):
+            t0 = time.perf_counter()
+            img = fs.stylize(photo, size=size, preserve_colors=bool(args.preserve_colors))
+            im.save_image(img, out_path)
+            print(
+                f"gatys: wrote {out_path} ({img.width}x{img.height}) in {time.perf_counter() - t0:.2f} s",
+                file=sys.stderr,
+            )
+    except GatysError as e:
+        return _err(str(e))
+    except KeyboardInterrupt:
+        print("gatys: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -202,6 +202,33 @@ def _check_local_folder(name: str) -> None:
         )
 
 
+def style_folders() -> list[Path]:
+    """Where models are found by name: ``$GATYS_HOME/styles`` (``setup.sh`` copies the project's models there),
+    then ``hub/styles`` of the checkout this package runs from."""
+    from .weights import gatys_home
+
+    return [gatys_home() / "styles", Path(__file__).resolve().parents[1] / "hub" / "styles"]
+
+
+def builtin_style(name: str) -> Path | None:
+    """The folder of the model called ``name`` (e.g. ``starry-night``), or None when ``name`` is not one.
+
+    A name is a bare word (no ``/``); an existing folder of that name in the current directory wins.
+    """
+    if not name or "/" in name or os.sep in name or Path(name).exists():
+        return None
+    for folder in style_folders():
+        if (folder / name / CONFIG_NAME).is_file():
+            return folder / name
+    return None
+
+
+def builtin_styles() -> list[str]:
+    """The names :meth:`FastStyle.from_pretrained` accepts without a path or repo id, sorted."""
+    names = {p.parent.name for folder in style_folders() if folder.is_dir() for p in folder.glob(f"*/{CONFIG_NAME}")}
+    return sorted(names)
+
+
 class FastStyle:
     """A trained transformation network, ready to stylise photos in one forward pass.
 
@@ -223,6 +250,12 @@ class FastStyle:
         self.net = net.to(self.device).eval().requires_grad_(False)
         self.source = source
 
+    @property
+    def description(self) -> str:
+        """One line: the style, where the model came from, the device (e.g. for the CLI and the app)."""
+        style = self.config.style_name or "unknown style"
+        return f"FastStyle of {style} ({self.source or 'in memory'}) on {self.device}"
+
     @classmethod
     def from_pretrained(
         cls,
@@ -237,7 +270,8 @@ class FastStyle:
         """Load a model folder or Hub repo strictly (every key, every shape).
 
         Args:
-            repo_id_or_path: a folder written by ``gatys.train`` / :meth:`save_pretrained`, or a Hub repo id.
+            repo_id_or_path: a model name (``starry-night``: see :func:`builtin_styles`), a folder written by
+                ``gatys.train`` / :meth:`save_pretrained`, or a Hub repo id.
             revision, cache_dir, local_files_only, token: as for ``huggingface_hub.hf_hub_download``.
             device: where to run; default the one accelerate picks.
 
@@ -248,7 +282,15 @@ class FastStyle:
         from safetensors.torch import load_file
 
         name = os.fspath(repo_id_or_path)
-        if _looks_local(name):
+        builtin = builtin_style(name)
+        if builtin is not None:
+            name = str(builtin)
+        elif "/" not in name and not Path(name).exists():
+            known = ", ".join(builtin_styles()) or "none installed; bash setup.sh installs the project's"
+            raise WeightsError(
+                f"no model called {name!r} (known: {known}); give a model name, a folder or an owner/name Hub repo"
+            )
+        elif _looks_local(name):
             _check_local_folder(name)
         config_path, weights_path, where = resolve_files(
             name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token

@@ -213,9 +213,9 @@ def held_out(data: Path, samples: tuple[Path, ...], count: int = 3) -> tuple[Pat
     return tuple(files[(2 * i + 1) * len(files) // (2 * count)] for i in range(count))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m gatys.train") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m gatys.train",
+        prog=prog,
         description="Train a FastStyle network (Johnson et al. 2016) for one style image, through accelerate.",
     )
     p.add_argument("style", metavar="STYLE_IMAGE", help="the style image (a painting)")
@@ -250,12 +250,13 @@ def job_from_args(args: argparse.Namespace, command: str = "") -> TrainJob:
     return make_job(args.style, **{**options, "samples": tuple(args.samples)}, command=command)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: one-line errors with exit status 2, 130 after a Ctrl-C checkpoint."""
+def main(argv: list[str] | None = None, prog: str = "python -m gatys.train") -> int:
+    """The command line (``python -m gatys.train`` or ``gatys train``): one-line errors with exit status 2,
+    130 after a Ctrl-C checkpoint."""
     from ._trainloop import train
 
-    args = _parser().parse_args(argv)
-    command = "python -m gatys.train " + " ".join(sys.argv[1:] if argv is None else argv)
+    args = _parser(prog).parse_args(argv)
+    command = f"{prog} " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         job = job_from_args(args, command)
         result = train(job, progress=not args.no_progress)

@@ -1,8 +1,9 @@
-"""Publish a converted weights folder as a Hugging Face Hub model repo.
+"""Publish a weights folder or a FastStyle model folder as a Hugging Face Hub model repo.
 
     python -m hub.push FOLDER --repo-id NAME [--private] [--revision BRANCH] [--dry-run]
 
-The folder is checked first (it must load strictly, as ``StyleTransfer.from_pretrained`` will load it),
+The folder is checked first (it must load strictly, as ``StyleTransfer.from_pretrained`` or, for a folder whose
+config.json says ``model_type: gatys-fast-style``, ``FastStyle.from_pretrained`` will load it),
 then ``HfApi.create_repo`` and ``HfApi.upload_folder`` publish it in one commit. The token comes from the
 usual places (``HF_TOKEN``, or the file written by ``hf auth login``); it is never printed or written.
 ``--dry-run`` needs no token: it prints exactly which files would go where.
@@ -19,6 +20,8 @@ from hub.card import PLACEHOLDER_REPO
 
 #: What a weights folder publishes; anything else in the folder stays local.
 FILES = ("README.md", "config.json", "model.safetensors")
+#: A FastStyle model also publishes the images its card shows, when present.
+FAST_STYLE_IMAGES = ("style.jpg", "sample.jpg")
 LOGIN_HINT = (
     "no Hugging Face token found: log in with 'hf auth login' (or set HF_TOKEN) using a token with write access"
 )
@@ -37,8 +40,17 @@ def repo_id_problem(repo_id: str) -> str | None:
     return None
 
 
+def is_fast_style(folder: Path) -> bool:
+    """Whether ``folder`` holds a FastStyle model (its config.json's ``model_type``) rather than VGG weights."""
+    from gatys.feedforward import MODEL_TYPE
+    from gatys.weights import read_config
+
+    return read_config(folder / "config.json", str(folder)).get("model_type") == MODEL_TYPE
+
+
 def check_folder(folder: Path) -> list[Path]:
     """The files to publish, after checking the folder loads strictly (every key, every shape)."""
+    from gatys.feedforward import FastStyle
     from gatys.weights import load_vgg
 
     if not folder.is_dir():
@@ -46,6 +58,9 @@ def check_folder(folder: Path) -> list[Path]:
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
         raise GatysError(f"{folder} has no {', '.join(missing)}; make the folder with 'python -m hub.convert'")
+    if is_fast_style(folder):
+        FastStyle.from_pretrained(str(folder.resolve()), device="cpu")
+        return [folder / name for name in FILES + FAST_STYLE_IMAGES if (folder / name).is_file()]
     load_vgg(str(folder.resolve()))
     return [folder / name for name in FILES]
 
@@ -59,7 +74,8 @@ def plan(folder: Path, repo_id: str, revision: str, private: bool, endpoint: str
         size = f.stat().st_size
         shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
         lines.append(f"  {f.name:<18} {shown:>9}  ->  {repo_id}@{revision}:{f.name}")
-    others = sorted(p.name for p in folder.iterdir() if p.name not in FILES and not p.name.startswith("."))
+    names = {f.name for f in files}
+    others = sorted(p.name for p in folder.iterdir() if p.name not in names and not p.name.startswith("."))
     if others:
         lines.append(f"  not uploaded: {', '.join(others)}")
     if PLACEHOLDER_REPO in (folder / "README.md").read_text(encoding="utf-8"):
