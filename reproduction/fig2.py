@@ -1,6 +1,7 @@
 """Fig. 2: the photo in the style of each painting available, with the α/β of the paper's caption.
 
-B-D use α/β = 1e-3, E-F 1e-4. Every panel runs from white noise (the paper's start) and again from the photo.
+B-D use α/β = 1e-3, E-F 1e-4. Every panel runs from white noise (the paper's start), again from the photo, and
+again with the library's ``quality`` preset (not the paper's settings) at the same α/β.
 Measured: the content and style loss of each panel.
 """
 
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PIL import Image
 
+from gatys import StylizeOutput
 from gatys import image as im
-from gatys.presets import PRESETS
+from gatys.presets import PRESETS, Preset
 
 from .fmt import fmt_time, num, ratio, table
 from .measure import DEEPEST_LAYER, content_loss_at, style_losses, weighted_style_loss
@@ -25,6 +28,7 @@ FIGURE = "fig2"
 TITLE = "Figure 2: styles"
 PHOTO_CAPTION = "A  Tübingen, photo: Andreas Praefcke (CC BY 3.0)"
 TABLE_HEADER = ("panel", "painting", "α/β", "content loss", "style loss", "time (s)")
+QUALITY_PRESET = "quality"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +87,8 @@ class Panel:
 
 
 @dataclasses.dataclass
-class FromPhoto:
-    """A panel started from the photo instead of white noise."""
+class VariantPanel:
+    """A panel rendered again another way (:class:`Variant`): from the photo, or with the quality preset."""
 
     panel: str
     title: str
@@ -101,7 +105,63 @@ class Fig2Data:
     steps: int
     seconds: float
     panels: list[Panel]
-    from_photo: list[FromPhoto] | None = None  # absent when no painting was found
+    from_photo: list[VariantPanel] | None = None  # absent when no painting was found
+    quality: list[VariantPanel] | None = None  # likewise
+    quality_sizes: list[int] | None = None  # longest side at each scale of the quality runs, coarse to fine
+    quality_steps: list[int] | None = None  # L-BFGS steps at each of those scales
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """The panels found, rendered again another way: its runs, its contact sheet and its report section."""
+
+    key: str  # its runs are keyed f"{key}/{panel}"
+    prefix: str  # of its image files in fig2/
+    label: str  # after a run's panel and painting
+    sheet: str  # the contact sheet's name
+    heading: str  # of its report section
+    title: str  # of its contact sheet, before the size and steps
+
+    def run_key(self, panel: str) -> str:
+        return f"{self.key}/{panel}"
+
+    def job(
+        self, p: Painting, path: Path, run: Callable[..., StylizeOutput], scales: tuple[tuple[int, int], ...]
+    ) -> Job:
+        """The run of ``p``'s painting at ``path``; ``scales``: (size, steps) of each scale, coarse to fine."""
+        size, steps = scales[-1][0], sum(n for _, n in scales)
+        label = f"{p.panel} {p.title}, {self.label}"
+        file = f"fig2/{self.prefix}_{p.tag}_{path.stem}.png"
+        multi = scales if len(scales) > 1 else ()
+        return Job(FIGURE, self.run_key(p.panel), label, size, steps, DEEPEST_LAYER, run, file, scales=multi)
+
+
+FROM_PHOTO = Variant(
+    "from-photo",
+    "from_photo",
+    "from the photo",
+    "fig2_from_photo",
+    "Started from the photo",
+    "Fig. 2, started from the photo (not the paper's white noise)",
+)
+QUALITY = Variant(
+    "quality",
+    "quality",
+    "with the quality preset",
+    "fig2_quality",
+    "With the quality preset",
+    "Fig. 2 with the quality preset (not the paper's settings)",
+)
+
+
+@dataclasses.dataclass
+class Section:
+    """What a :class:`Variant` adds to the figure: its measured panels, checks, report lines and contact sheet."""
+
+    entries: list[VariantPanel]
+    checks: list[Check]
+    markdown: list[str]
+    sheet: str
 
 
 Fig2Result = FigureResult[Fig2Data]
@@ -117,8 +177,47 @@ def locate(images: Path) -> dict[str, Path]:
     return found
 
 
+def quality_preset(size: int, steps: int, photo: Image.Image, paintings: Sequence[Image.Image]) -> Preset:
+    """gatys's ``quality`` preset at ``size`` px, fitted to the run's --steps and to the images.
+
+    Its own step counts, unless ``steps`` (the run's --steps) is fewer than its final scale's: then ``steps`` at
+    the final scale and at most that many at the coarse ones, so that small test runs stay fast. Its coarse
+    scales are derived from ``size``; those at which the photo or a painting would have a side shorter than the
+    network takes are left out (at 32 px the 4:3 photo keeps only the final scale).
+    """
+    q = PRESETS[QUALITY_PRESET].with_overrides(size=size)
+    if steps < q.steps:
+        coarse = min(q.coarse_steps if q.coarse_steps is not None else q.steps, steps)
+        q = q.with_overrides(steps=steps, coarse_steps=coarse)
+    fitting = (q.with_overrides(num_scales=n) for n in range(q.num_scales, 1, -1))
+    return next((f for f in fitting if _fits(f, photo, paintings)), q.with_overrides(num_scales=1))
+
+
+def _fits(preset: Preset, photo: Image.Image, paintings: Sequence[Image.Image]) -> bool:
+    """Whether every scale of ``preset`` leaves the images sides the network takes.
+
+    The photo at each scale's size and each painting at its style size (``style_scale`` times that) must keep
+    both sides at least :data:`gatys.image.MIN_SIDE` px, as :meth:`gatys.StyleTransfer.check_inputs` asks.
+    """
+    for size in preset.scale_sizes():
+        style_size = max(im.MIN_SIDE, round(size * preset.style_scale))
+        shapes = [im.longest_side_shape(photo.size, size)]
+        shapes += [im.longest_side_shape(p.size, style_size) for p in paintings]
+        if min(min(shape) for shape in shapes) < im.MIN_SIDE:
+            return False
+    return True
+
+
+def _scales(preset: Preset) -> tuple[tuple[int, int], ...]:
+    """(size, steps) of each scale of ``preset``, coarse to fine."""
+    return tuple(zip(preset.scale_sizes(), preset.scale_steps()))
+
+
 def plan(ctx: Context) -> list[Job]:
-    """Every painting found, from white noise, then the same from the photo; notes the absent ones as skipped."""
+    """Every painting found, from white noise, then from the photo, then with the quality preset.
+
+    Notes the absent ones as skipped.
+    """
     s = ctx.settings
     size, steps = s.size[FIGURE], s.steps[FIGURE]
     paths = locate(s.images)
@@ -138,9 +237,13 @@ def plan(ctx: Context) -> list[Job]:
     # keeps too little of the photo for the houses to come out of white noise sharply (see README).
     for p, path in found:
         run = functools.partial(stylize, ctx.photo, ctx.image(path.name), preset=p.preset, init="content")
-        label = f"{p.panel} {p.title}, from the photo"
-        file = f"fig2/from_photo_{p.tag}_{path.stem}.png"
-        jobs.append(Job(FIGURE, f"from-photo/{p.panel}", label, size, steps, DEEPEST_LAYER, run, file))
+        jobs.append(FROM_PHOTO.job(p, path, run, ((size, steps),)))
+    # The same panels and α/β with the library's own settings for a good picture (its init, scales and steps).
+    quality = quality_preset(size, steps, ctx.photo, [ctx.image(path.name) for _, path in found])
+    for p, path in found:
+        preset = quality.with_overrides(alpha_beta=p.alpha_beta)
+        run = functools.partial(ctx.st.stylize, ctx.photo, ctx.image(path.name), preset=preset, seed=s.seed)
+        jobs.append(QUALITY.job(p, path, run, _scales(preset)))
     return jobs
 
 
@@ -228,31 +331,69 @@ def _markdown(ctx: Context, data: Fig2Data, sheet: str) -> list[str]:
     ]
 
 
-def _from_photo(ctx: Context, data: Fig2Data, photo: Image.Image) -> tuple[list[Check], list[str], str | None]:
-    """The same panels started from the photo instead of white noise: a second sheet, its check and section."""
-    runs = [(p, ctx.runs[f"from-photo/{p.panel}"]) for p in PAINTINGS if f"from-photo/{p.panel}" in ctx.runs]
+def _variant(
+    ctx: Context,
+    variant: Variant,
+    photo: Image.Image,
+    detail: str,
+    intro: str,
+    check: Callable[[list[VariantPanel]], Check],
+) -> Section | None:
+    """``variant``'s runs measured, drawn on a contact sheet and written up; None if it has none.
+
+    Args:
+        detail: the sheet's title after the variant's: size and steps.
+        intro: the paragraph that opens its report section.
+        check: makes its check from its measured panels.
+    """
+    runs = [(p, ctx.runs[variant.run_key(p.panel)]) for p in PAINTINGS if variant.run_key(p.panel) in ctx.runs]
     if not runs:
-        return [], [], None
+        return None
     paths = locate(ctx.settings.images)
     entries, tiles, caps = [], [photo], [PHOTO_CAPTION]
     for p, out in runs:
         painting = ctx.image(paths[p.panel].name)
         content, style = _measure(ctx, out, painting, photo)
-        entries.append(FromPhoto(p.panel, p.title, p.alpha_beta, out.file, content, style, out.seconds))
+        entries.append(VariantPanel(p.panel, p.title, p.alpha_beta, out.file, content, style, out.seconds))
         tiles.append(with_inset(out.image, painting))
         caps.append(f"{p.tag}  {p.title}, α/β {ratio(p.alpha_beta)}")
-    data.from_photo = entries
     sheet = contact_sheet(
         [tiles[i : i + 3] for i in range(0, len(tiles), 3)],
         captions=[caps[i : i + 3] for i in range(0, len(caps), 3)],
-        title=f"Fig. 2, started from the photo (not the paper's white noise) - {data.size} px, "
-        f"{data.steps} L-BFGS steps, {ctx.st.weights_name} (the paper: VGG-19)",
+        title=f"{variant.title} - {detail}, {ctx.st.weights_name} (the paper: VGG-19)",
     )
-    rel = ctx.save_sheet(sheet, "fig2_from_photo")
-    return [_from_photo_check(data, entries)], _from_photo_markdown(entries, rel), rel
+    rel = ctx.save_sheet(sheet, variant.sheet)
+    rows = [
+        [e.panel, e.title, ratio(e.alpha_beta), num(e.content_loss), num(e.style_loss), f"{e.seconds:.1f}"]
+        for e in entries
+    ]
+    markdown = [
+        "",
+        f"### {variant.heading}",
+        "",
+        intro,
+        "",
+        f"![{variant.title}]({rel})",
+        "",
+        table(TABLE_HEADER, rows),
+    ]
+    return Section(entries, [check(entries)], markdown, rel)
 
 
-def _from_photo_check(data: Fig2Data, entries: list[FromPhoto]) -> Check:
+def _from_photo(ctx: Context, data: Fig2Data, photo: Image.Image) -> Section | None:
+    """The same panels started from the photo instead of white noise: a second sheet, its check and section."""
+    intro = (
+        "The same panels and α/β, started from the photo instead of white noise (the command line's "
+        "`recommended` start). With the HED VGG-16 the houses come out of white noise only faintly; "
+        "from the photo they stay sharp while the style's colours and strokes take over."
+    )
+    detail = f"{data.size} px, {data.steps} L-BFGS steps"
+    section = _variant(ctx, FROM_PHOTO, photo, detail, intro, functools.partial(_from_photo_check, data))
+    data.from_photo = section.entries if section is not None else None
+    return section
+
+
+def _from_photo_check(data: Fig2Data, entries: list[VariantPanel]) -> Check:
     noise = {p.panel: p.content_loss for p in data.panels if p.status == "done" and p.content_loss is not None}
     # At α/β = 1e-4 (panels E, F) style outweighs content so far that the start hardly matters (measured:
     # Femme nue assise 9.4e5 from the photo vs 9.2e5 from noise); at 1e-3 the photo start keeps more of it.
@@ -266,33 +407,68 @@ def _from_photo_check(data: Fig2Data, entries: list[FromPhoto]) -> Check:
     )
 
 
-def _from_photo_markdown(entries: list[FromPhoto], sheet: str) -> list[str]:
-    rows = [
-        [e.panel, e.title, ratio(e.alpha_beta), num(e.content_loss), num(e.style_loss), f"{e.seconds:.1f}"]
-        for e in entries
-    ]
-    return [
-        "",
-        "### Started from the photo",
-        "",
-        "The same panels and α/β, started from the photo instead of white noise (the command line's "
-        "`recommended` start). With the HED VGG-16 the houses come out of white noise only faintly; "
-        "from the photo they stay sharp while the style's colours and strokes take over.",
-        "",
-        f"![Fig. 2 started from the photo]({sheet})",
-        "",
-        table(TABLE_HEADER, rows),
-    ]
+def _scales_text(preset: Preset) -> str:
+    """``preset``'s scales and steps, e.g. "coarse to fine 64 -> 128 -> 256 px (100 + 100 + 300 L-BFGS steps)".
+
+    ASCII arrows: the contact sheets' font has no →.
+    """
+    sizes, steps = preset.scale_sizes(), preset.scale_steps()
+    if len(sizes) == 1:
+        return f"{sizes[0]} px, {steps[0]} L-BFGS steps"
+    return f"coarse to fine {' -> '.join(map(str, sizes))} px ({' + '.join(map(str, steps))} L-BFGS steps)"
+
+
+def _quality_settings(preset: Preset) -> str:
+    """What the quality preset does beyond the paper, read off its fields."""
+    parts = [_scales_text(preset)]
+    if preset.init == "content":
+        parts.append("started from the photo")
+    if preset.parameterization == "fourier":
+        parts.append("a Fourier-parameterised image")
+    if preset.pooling == "blur":
+        parts.append("blurred average pooling")
+    if preset.style_balance == "gradient":
+        parts.append("gradient-balanced style layers")
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def _quality(ctx: Context, data: Fig2Data, photo: Image.Image) -> Section | None:
+    """The same panels and α/β with gatys's quality preset: a third sheet, its check and section."""
+    paintings = [ctx.image(path.name) for path in locate(ctx.settings.images).values()]
+    preset = quality_preset(data.size, data.steps, ctx.photo, paintings)  # the panels' scales and steps
+    intro = (
+        f"The same panels and α/β, rendered with gatys's `{QUALITY_PRESET}` preset instead of the paper's "
+        f"settings: {_quality_settings(preset)}. The panels at the top of this section stay the paper's "
+        "settings; these show what the library makes of the same paintings. The losses are measured as above "
+        "(average pooling, w_l = 1/5), not with the preset's own objective."
+    )
+    detail = f"{data.size} px, {_scales_text(preset)}"
+    section = _variant(ctx, QUALITY, photo, detail, intro, functools.partial(_quality_check, ctx, data))
+    if section is not None:
+        data.quality = section.entries
+        data.quality_sizes, data.quality_steps = preset.scale_sizes(), preset.scale_steps()
+    return section
+
+
+def _quality_check(ctx: Context, data: Fig2Data, entries: list[VariantPanel]) -> Check:
+    found = [p.panel for p in data.panels if p.status == "done"]
+    rendered = [e.panel for e in entries if (ctx.settings.out / e.file).is_file()]
+    return Check(
+        FIGURE,
+        "with the quality preset, every available painting rendered",
+        bool(found) and rendered == found,
+        f"{len(rendered)} of {len(found)} rendered: {', '.join(rendered) or 'none'}",
+    )
 
 
 def finish(ctx: Context) -> Fig2Result:
-    """Measure the finished runs of :func:`plan`, draw both contact sheets, check the paper's claims."""
+    """Measure the finished runs of :func:`plan`, draw the three contact sheets, check the paper's claims."""
     size, steps = ctx.settings.size[FIGURE], ctx.settings.steps[FIGURE]
     photo = im.resize_longest(ctx.photo, size, "photo")
     panels, cells, caps = _panels(ctx, photo)
     data = Fig2Data(size, steps, ctx.figure_seconds.get(FIGURE, 0.0), panels)
     sheet = _sheet(ctx, data, photo, cells, caps)
-    checks, section, second = _from_photo(ctx, data, photo)
-    markdown = "\n".join([*_markdown(ctx, data, sheet), *section])
-    sheets = (sheet,) if second is None else (sheet, second)
-    return FigureResult(FIGURE, TITLE, data, [_rendered(ctx, panels), *checks], markdown, sheets)
+    sections = [s for s in (_from_photo(ctx, data, photo), _quality(ctx, data, photo)) if s is not None]
+    markdown = "\n".join([*_markdown(ctx, data, sheet), *(line for s in sections for line in s.markdown)])
+    checks = [_rendered(ctx, panels), *(c for s in sections for c in s.checks)]
+    return FigureResult(FIGURE, TITLE, data, checks, markdown, (sheet, *(s.sheet for s in sections)))

@@ -172,6 +172,7 @@ def write_report(
     report = {
         **header,
         **{f: dataclasses.asdict(results[f].data, dict_factory=_without_none) for f in FIGURES if f in results},
+        "sheets": {f: list(results[f].sheets) for f in FIGURES if f in results},
         "checks": [dataclasses.asdict(c) for r in results.values() for c in r.checks],
     }
     out = ctx.settings.out

@@ -57,12 +57,13 @@ class Reproduction:
     def estimate(self, jobs: Sequence[Job], painting: Image.Image) -> dict[int, float]:
         """Calibrate seconds per full step at each size used, then price every job that will run."""
         todo = [j for j in jobs if reuse(self.ctx, j) is None]
-        sizes = sorted({j.size for j in todo})
+        sizes = sorted({size for j in todo for size, _ in j.passes})
         per_step = {size: calibrate(self.ctx.st, self.ctx.photo, painting, size) for size in sizes}
         channels = self.ctx.model.config.channels
         for j in todo:
             # A step's cost is mostly the forward and backward pass to the deepest layer; 15 % is overhead.
-            j.estimate = j.steps * per_step[j.size] * (0.15 + 0.85 * depth_fraction(channels, j.deepest))
+            seconds = sum(steps * per_step[size] for size, steps in j.passes)
+            j.estimate = seconds * (0.15 + 0.85 * depth_fraction(channels, j.deepest))
         self.timing.calibration = per_step
         self.timing.estimate_s = sum(j.estimate for j in jobs)
         return per_step

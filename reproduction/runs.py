@@ -60,6 +60,14 @@ class Job:
     run: Callable[..., StylizeOutput]  # called with callback=
     file: str  # where its image goes, relative to the output folder
     estimate: float = 0.0
+    #: (size, steps) of each scale of a coarse-to-fine run, coarse to fine; then ``size`` is the last scale's and
+    #: ``steps`` their sum. Empty for a run at one scale.
+    scales: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def passes(self) -> tuple[tuple[int, int], ...]:
+        """(size, steps) of each scale it runs, for the time estimate."""
+        return self.scales or ((self.size, self.steps),)
 
 
 @dataclasses.dataclass

@@ -13,11 +13,14 @@ import pytest
 from helpers import ROOT, make_image
 from PIL import Image
 
-from gatys.presets import PAPER_STYLE_LAYERS
+from gatys.presets import PAPER_STYLE_LAYERS, PRESETS
+from reproduction import runner
 from reproduction.__main__ import main
 from reproduction.fig1 import FIG1_LAYERS
+from reproduction.fig2 import FROM_PHOTO, PAINTINGS, QUALITY, quality_preset
 from reproduction.measure import content_loss_at, style_losses, weighted_style_loss
 from reproduction.metrics import gaussian_window, is_monotone, luma, psnr, ssim, ssim_map
+from reproduction.runs import Settings
 from reproduction.sheets import contact_sheet, with_inset
 
 
@@ -183,12 +186,15 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
     for name in (
         "fig1.png",
         "fig2.png",
+        "fig2_from_photo.png",
+        "fig2_quality.png",
         "fig3.png",
         "report.md",
         "report.json",
         "fig1/content_conv5_1.png",
         "fig1/style_starry_night_conv1_1-conv5_1.png",
         "fig2/B_shipwreck.png",
+        "fig2/quality_C_starry_night.png",
         "fig3/E_1e-5.png",
     ):
         assert (out / name).is_file(), name
@@ -198,29 +204,83 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
     assert set(report["fig1"]["style"]) == {"starry_night", "tubingen"}
     status = {p["panel"]: p["status"] for p in report["fig2"]["panels"]}
     assert status == {"B": "done", "C": "done", "D": "absent", "E": "absent", "F": "absent", "+": "absent"}
+    assert [(e["panel"], e["alpha_beta"]) for e in report["fig2"]["quality"]] == [("B", 1e-3), ("C", 1e-3)]
+    # --size 32 --steps 2: at 16 px the 4:3 photo is too small for the network, so only the final scale, 2 steps
+    assert report["fig2"]["quality_sizes"] == [32] and report["fig2"]["quality_steps"] == [2]
+    assert report["sheets"]["fig2"] == ["fig2.png", "fig2_from_photo.png", "fig2_quality.png"]
     assert len(report["fig3"]["cells"]) == 20
     assert {c["figure"] for c in report["checks"]} == {"fig1", "fig2", "fig3"}
+    assert [c["passed"] for c in report["checks"] if "quality preset" in c["name"]] == [True]
     md = (out / "report.md").read_text()
     for heading in ("## Checks", "## Figure 1", "## Figure 2", "## Figure 3", "PSNR (dB)", "α/β 1e-5"):
         assert heading in md
+    photo, quality = md.index("### Started from the photo"), md.index("### With the quality preset")
+    assert photo < quality and "](fig2_quality.png)" in md[quality:] and "`quality` preset" in md[quality:]
     with Image.open(out / "fig3.png") as sheet:
         assert sheet.width > 4 * 32
 
 
-def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, capsys):
+@pytest.mark.parametrize(
+    ("figure", "file", "runs", "part"),
+    [
+        ("fig1", "fig1/content_conv3_1.png", 15, "content"),
+        # B and C from white noise, from the photo and with the quality preset
+        ("fig2", "fig2/quality_B_shipwreck.png", 6, "quality"),
+    ],
+)
+def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, capsys, figure, file, runs, part):
     out = tmp_path / "out"
-    args = _tiny_args("fig1", out, image_dir, tiny_weights_dir)
+    args = _tiny_args(figure, out, image_dir, tiny_weights_dir)
     assert main(args) == 0
     first = json.loads((out / "report.json").read_text())
-    before = (out / "fig1/content_conv3_1.png").read_bytes()
+    before = (out / file).read_bytes()
     assert main([*args, "--resume"]) == 0
     again = json.loads((out / "report.json").read_text())
-    assert "reused from fig1/content_conv3_1.png" in capsys.readouterr().err
-    assert again["reused_runs"] == again["runs"] == 15
-    assert again["fig1"]["content"] == first["fig1"]["content"]  # same images, same numbers
-    assert (out / "fig1/content_conv3_1.png").read_bytes() == before
+    assert f"reused from {file}" in capsys.readouterr().err
+    assert again["reused_runs"] == again["runs"] == runs
+    assert again[figure][part] == first[figure][part]  # same images, same numbers
+    assert (out / file).read_bytes() == before
     assert main([*args, "--resume", "--steps", "3"]) == 0  # other settings: nothing reused
     assert json.loads((out / "report.json").read_text())["reused_runs"] == 0
+
+
+def test_quality_preset_fits_the_run_and_the_images():
+    """Fig. 2's quality runs: the preset's scales from --size, steps capped by --steps, too-small scales left out."""
+    q = PRESETS["quality"]
+    photo, square = make_image(64, 48, seed=1), make_image(64, 64, seed=2)
+    full = quality_preset(256, q.steps, photo, [square])
+    assert full.scale_sizes() == q.with_overrides(size=256).scale_sizes() and full.scale_steps() == q.scale_steps()
+    assert quality_preset(256, q.steps - 1, photo, []).scale_steps() == [*q.scale_steps()[:-1], q.steps - 1]
+    assert quality_preset(256, 2, photo, []).scale_steps() == [2] * q.num_scales
+    assert (q.num_scales, q.scale_factor) == (3, 2.0)  # the sizes below
+    assert quality_preset(64, 2, square, [square]).scale_sizes() == [16, 32, 64]
+    assert quality_preset(64, 2, photo, [square]).scale_sizes() == [32, 64]  # the photo would be 16x12 px
+    assert quality_preset(64, 2, square, [make_image(64, 40)]).scale_sizes() == [32, 64]  # so would a painting
+    assert quality_preset(32, 2, photo, []).scale_sizes() == [32]
+
+
+def test_fig2_variant_jobs_are_priced_scale_by_scale(tmp_path, image_dir, tiny_st, monkeypatch):
+    """A coarse-to-fine run is one job of its final size and all its steps, priced at each scale's size."""
+    painting, path = PAINTINGS[0], image_dir / "shipwreck.jpg"
+    quality = QUALITY.job(painting, path, lambda **kw: None, ((64, 100), (128, 100), (256, 300)))
+    photo = FROM_PHOTO.job(painting, path, lambda **kw: None, ((256, 300),))
+    assert (quality.key, quality.size, quality.steps) == ("quality/B", 256, 500)
+    assert quality.file == "fig2/quality_B_shipwreck.png" and quality.passes == quality.scales
+    assert (photo.key, photo.file, photo.scales, photo.passes) == (
+        "from-photo/B",
+        "fig2/from_photo_B_shipwreck.png",
+        (),
+        ((256, 300),),
+    )
+    monkeypatch.setattr(runner, "calibrate", lambda st, photo, painting, size: size / 1000)
+    settings = Settings(
+        ("fig2",), tmp_path, image_dir, {"fig2": 256}, {"fig2": 300}, 0, path, "png", "noise", False, True
+    )
+    repro = runner.Reproduction(st=tiny_st, settings=settings, argv=[])
+    assert repro.estimate([quality, photo], make_image(40, 40)) == {64: 0.064, 128: 0.128, 256: 0.256}
+    # Both read up to conv5_1, a full step each: no depth discount.
+    assert quality.estimate == pytest.approx(100 * 0.064 + 100 * 0.128 + 300 * 0.256)
+    assert photo.estimate == pytest.approx(300 * 0.256)
 
 
 def test_command_says_when_images_are_absent(tmp_path, capsys):
@@ -312,6 +372,8 @@ def test_small_reproduction_report(small):
     assert {p["panel"] for p in small["fig2"]["panels"] if p["status"] == "done"} >= {"B", "C", "E"}
     assert {e["panel"] for e in small["fig2"]["from_photo"]} >= {"B", "C", "E"}
     assert (out / "fig2_from_photo.png").is_file() and "### Started from the photo" in md
+    assert {e["panel"] for e in small["fig2"]["quality"]} >= {"B", "C", "E"}
+    assert (out / "fig2_quality.png").is_file() and "### With the quality preset" in md
     _assert_pass(_checks(small, "fig2", "started from the photo"))
     assert len(small["fig3"]["cells"]) == 20
 
