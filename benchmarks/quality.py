@@ -97,9 +97,14 @@ def contact_sheet(tiles: Sequence[tuple[str, Image.Image]], height: int) -> Imag
 
 
 def deep_split(st: Any, photo: Image.Image, painting: Image.Image, opts: Any) -> dict[str, float]:
-    """The style layers' initial gradient split for these settings at their final size, from their start image."""
+    """The style layers' initial gradient split for these settings at their final size, from their start image.
+
+    The weights are the ones the run uses: ``opts.layer_weights``, or with ``style_balance="gradient"`` the
+    balanced weights the library computes at that start.
+    """
     import torch
 
+    from gatys import _optimize
     from gatys import image as im
 
     content = st._prepare(photo, opts.size, "content image")
@@ -109,9 +114,12 @@ def deep_split(st: Any, photo: Image.Image, painting: Image.Image, opts: Any) ->
     elif opts.init == "style":
         start = torch.nn.functional.interpolate(style, size=content.shape[2:], mode="bicubic").clamp(0, 1)
     else:
-        gen = torch.Generator().manual_seed(0)
-        start = (0.5 + 0.1 * torch.randn(content.shape, generator=gen)).to(content.device)
-    return measures.style_gradient_split(st.model, start, style, opts.layer_weights, opts.pooling)
+        start = _optimize.initial_image(opts, content, style, None, 0)
+    weights = opts.layer_weights
+    if opts.style_balance == "gradient":
+        targets = _optimize.build_targets(st.model, opts, content, [style], [1.0])
+        weights = _optimize.balance_style_weights(st.model, start, targets)
+    return measures.style_gradient_split(st.model, start, style, weights, opts.pooling)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:

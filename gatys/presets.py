@@ -30,7 +30,9 @@ FIG3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
 
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
-POOLINGS = ("avg", "max")
+BALANCES = ("none", "gradient")
+PARAMETERIZATIONS = ("pixels", "fourier")
+POOLINGS = ("avg", "max", "blur")
 
 # Which preset runs when none is named. Each front end has its own job, so each has its own default:
 # - the library reproduces the paper unless asked otherwise (StyleTransfer.stylize's preset=);
@@ -60,9 +62,17 @@ class Preset:
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     #: w_l per style layer; None means equal weights 1/len(style_layers) (the paper's w_l = 1/5).
     style_layer_weights: tuple[float, ...] | None = None
+    #: "none" (the paper: E_l weighted by w_l as they come) or "gradient": at the start of each scale, rescale
+    #: each w_l so that layer's share of the style loss's gradient norm is its share of the w_l, keeping the
+    #: total (what jcjohnson's -normalize_gradients and neural-style-pt's -normalize_weights aim at).
+    style_balance: str = "none"
+    #: "pixels" (the paper: the optimiser moves pixel values) or "fourier": it moves the image's Fourier
+    #: coefficients scaled by 1/f (Olah et al. 2017, "Feature Visualization"), coarse structure first.
+    parameterization: str = "pixels"
     #: the paper's α/β; multiplied by the weights' alpha_beta_scale before use.
     alpha_beta: float = 1e-3
     #: "avg" is the paper's choice: "replacing the max-pooling operation by average pooling improves the gradient flow".
+    #: "blur": average pooling low-passed before subsampling (Zhang 2019), so the pooling lattice aliases less.
     pooling: str = "avg"
     #: "noise" (the paper: "starting from a white noise image"), "content" or "style".
     init: str = "noise"
@@ -132,6 +142,12 @@ class Preset:
                 positive("each style layer weight", w, allow_zero=True)
             if sum(self.style_layer_weights) <= 0:
                 raise ConfigError("style_layer_weights are all zero; give at least one positive weight")
+        if self.style_balance not in BALANCES:
+            raise ConfigError(f"style_balance must be one of {', '.join(BALANCES)}, got {self.style_balance!r}")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ConfigError(
+                f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {self.parameterization!r}"
+            )
         positive("alpha_beta", self.alpha_beta, allow_zero=True)
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
@@ -179,6 +195,14 @@ def _ratio(ratio: float) -> str:
     return f"{ratio:.0e}".replace("e-0", "e-")
 
 
+#: What the practical presets add to the paper's losses (issue 12, measured in benchmarks/README.md "Picture
+#: quality"): each style layer gets an equal share of the style gradient at the start (with the HED VGG-16,
+#: plain w_l = 1/5 leave ~96 % of it to conv1_1 and conv2_1), the image is optimised through its 1/f-scaled
+#: Fourier coefficients (no period-2/4 lattice, no dotted border strip), and average pooling is low-passed
+#: before subsampling (less pooling lattice). The paper's presets keep the paper's raw settings.
+PRACTICAL: dict[str, Any] = dict(style_balance="gradient", parameterization="fourier", pooling="blur")
+
+
 def _fig3_name(letter: str, ratio: float) -> str:
     return f"fig3-{letter}-{_ratio(ratio)}"
 
@@ -206,6 +230,7 @@ def _build() -> dict[str, Preset]:
             source="Fig. 2 B-D settings; init from the content image as in Gatys's own PyTorch code "
             "(leongatys/PytorchNeuralStyleTransfer). Measured with the HED VGG-16: from white noise its conv4_2 "
             "keeps too little of the photo's detail at any α/β we tried (1e-3, 1e-2); from the photo it keeps it",
+            **PRACTICAL,
             alpha_beta=1e-3,
             init="content",
             steps=300,
@@ -218,6 +243,7 @@ def _build() -> dict[str, Preset]:
             source=(
                 "practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)"
             ),
+            **PRACTICAL,
             alpha_beta=1e-3,
             init="content",
             steps=150,
@@ -231,6 +257,7 @@ def _build() -> dict[str, Preset]:
             source="practical: multi-scale as in crowsonkb/style-transfer-pytorch and jcjohnson's multires recipe; "
             "content init as 'recommended'. 100 coarse steps: the coarse scales' losses level off by then "
             "(measured, benchmarks/README.md)",
+            **PRACTICAL,
             alpha_beta=1e-3,
             init="content",
             steps=300,

@@ -288,7 +288,8 @@ class VGGFeatures(nn.Module):
 
         Args:
             layers: feature names (``conv4_2``, ``relu4_2``, ``pool1`` …).
-            pooling: ``"avg"`` or ``"max"``; default the network's.
+            pooling: ``"avg"``, ``"max"`` or ``"blur"`` (average pooling low-passed before subsampling,
+                as ``blur_pool``); default the network's.
             on_feature: called as ``on_feature(name, feature)`` for each requested feature as soon as it is
                 computed, before any deeper layer runs. A loss built there is built in forward order, so its
                 backward runs when the network's backward reaches that layer (autograd runs the most recently
@@ -313,7 +314,7 @@ class VGGFeatures(nn.Module):
     def _pool(self, x: torch.Tensor, pooling: str) -> torch.Tensor:
         if pooling == "max":
             return F.max_pool2d(x, 2, 2)
-        if not self.blur_pool:
+        if pooling != "blur" and not self.blur_pool:
             return F.avg_pool2d(x, 2, 2)
         # Departs from the paper: 2x2 average then a [1 2 1] blur before subsampling = one [1 3 3 1]/8 filter
         # per axis, stride 2 (Zhang 2019's BlurPool for average pooling), so the pooling lattice aliases less.
