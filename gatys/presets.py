@@ -201,6 +201,9 @@ def _ratio(ratio: float) -> str:
 #: Fourier coefficients (no period-2/4 lattice, no dotted border strip), and average pooling is low-passed
 #: before subsampling (less pooling lattice). The paper's presets keep the paper's raw settings.
 PRACTICAL: dict[str, Any] = dict(style_balance="gradient", parameterization="fourier", pooling="blur")
+PRACTICAL_SOURCE = (
+    "; plus PRACTICAL (not the paper): gradient-balanced style layers, Fourier-parameterised image, blurred pooling"
+)
 
 
 def _fig3_name(letter: str, ratio: float) -> str:
@@ -229,7 +232,8 @@ def _build() -> dict[str, Preset]:
             description="The paper's losses and α/β = 1e-3, started from the photo: recognisable in 300 steps",
             source="Fig. 2 B-D settings; init from the content image as in Gatys's own PyTorch code "
             "(leongatys/PytorchNeuralStyleTransfer). Measured with the HED VGG-16: from white noise its conv4_2 "
-            "keeps too little of the photo's detail at any α/β we tried (1e-3, 1e-2); from the photo it keeps it",
+            "keeps too little of the photo's detail at any α/β we tried (1e-3, 1e-2); from the photo it keeps it"
+            + PRACTICAL_SOURCE,
             **PRACTICAL,
             alpha_beta=1e-3,
             init="content",
@@ -242,6 +246,7 @@ def _build() -> dict[str, Preset]:
             description="Quick CPU preview: 256 px, starts from the content photo, 150 L-BFGS steps",
             source=(
                 "practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)"
+                + PRACTICAL_SOURCE
             ),
             **PRACTICAL,
             alpha_beta=1e-3,
@@ -256,7 +261,7 @@ def _build() -> dict[str, Preset]:
             "and 300 at 512 px",
             source="practical: multi-scale as in crowsonkb/style-transfer-pytorch and jcjohnson's multires recipe; "
             "content init as 'recommended'. 100 coarse steps: the coarse scales' losses level off by then "
-            "(measured, benchmarks/README.md)",
+            "(measured, benchmarks/README.md)" + PRACTICAL_SOURCE,
             **PRACTICAL,
             alpha_beta=1e-3,
             init="content",
