@@ -57,13 +57,19 @@ def parse_value(text: str) -> Any:
     return text
 
 
+#: Preset fields whose values are words.
+TEXT_FIELDS = frozenset({"style_balance", "parameterization", "pooling", "init", "optimizer"})
+
+
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"--set wants key=value, got {item!r}")
-        out[key.strip()] = parse_value(value.strip())
+        key = key.strip()
+        # A text setting keeps its text: style_balance=none is the value "none", not None (no override).
+        out[key] = value.strip() if key in TEXT_FIELDS else parse_value(value.strip())
     return out
 
 

@@ -106,3 +106,15 @@ def test_quality_harness_runs_on_a_tiny_network(tmp_path, tiny_weights_dir):
     assert (out / "results.md").read_text().count("|") > 10
     sheets = list(out.glob("sheet_*.png"))
     assert len(sheets) == 1 and Image.open(sheets[0]).size[0] > 40 * 3
+
+
+def test_quality_settings_keep_words_as_words():
+    from benchmarks.quality import parse_sets
+
+    sets = parse_sets(["style_balance=none", "pooling=avg", "coarse_steps=none", "style_layer_weights=1,2,3,4,5"])
+    assert sets == {
+        "style_balance": "none",
+        "pooling": "avg",
+        "coarse_steps": None,
+        "style_layer_weights": (1, 2, 3, 4, 5),
+    }
