@@ -156,17 +156,10 @@ def style_gradient_norms(
     pooling: str | None = None,
 ) -> dict[str, float]:
     """Per style layer, ‖∂(w_l E_l)/∂x‖ at the image ``start`` (a (1, 3, H, W) tensor in [0, 1])."""
-    import torch
+    from gatys._optimize import style_gradient_norms as unweighted
 
-    from gatys.losses import style_layer_loss
-
-    norms = {}
-    for name, w in weights.items():
-        x = start.detach().clone().requires_grad_(True)
-        f = model(x, [name], pooling)[name]
-        (g,) = torch.autograd.grad(w * style_layer_loss(f, target_grams[name]), x)
-        norms[name] = float(g.norm())
-    return norms
+    norms = unweighted(model, start, {n: target_grams[n] for n in weights}, pooling)
+    return {n: abs(w) * norms[n] for n, w in weights.items()}
 
 
 def style_gradient_split(
@@ -238,10 +231,12 @@ def balanced_weights(
 ) -> dict[str, float]:
     """Layer weights that give every style layer the same initial gradient norm (summing to 1).
 
-    w_l ∝ 1 / ‖∇E_l‖ at ``start``: a measured, per-image version of jcjohnson's ``-normalize_gradients``.
+    w_l ∝ 1 / ‖∇E_l‖ at ``start``: what ``style_balance="gradient"`` computes in the library
+    (:func:`gatys._optimize.balance_style_weights`), normalised to sum to 1.
     """
-    grams = target_grams(model, start, style, list(layers), pooling)
-    norms = style_gradient_norms(model, start, grams, {n: 1.0 for n in layers}, pooling)
+    from gatys._optimize import style_gradient_norms as unweighted
+
+    norms = unweighted(model, start, target_grams(model, start, style, list(layers), pooling), pooling)
     inv = {n: 1.0 / max(v, 1e-30) for n, v in norms.items()}
     s = sum(inv.values())
     return {n: v / s for n, v in inv.items()}

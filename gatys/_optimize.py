@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -138,13 +138,15 @@ def build_targets(
     )
 
 
-def style_gradient_norms(model: VGGFeatures, x: torch.Tensor, t: Targets) -> dict[str, float]:
-    """‖∂E_l/∂x‖ at the image ``x`` for every style layer l (unweighted, fp32)."""
+def style_gradient_norms(
+    model: VGGFeatures, x: torch.Tensor, grams: Mapping[str, torch.Tensor], pooling: str | None = None
+) -> dict[str, float]:
+    """‖∂E_l/∂x‖ at the image ``x`` for every style layer l in ``grams`` (layer -> target A^l), unweighted."""
     norms = {}
-    for name in t.style_weights:
+    for name, gram in grams.items():
         xs = x.detach().clone().requires_grad_(True)
-        f = model(xs, [name], t.pooling)[name]
-        (g,) = torch.autograd.grad(style_layer_loss(f, t.grams[name]), xs)
+        f = model(xs, [name], pooling)[name]
+        (g,) = torch.autograd.grad(style_layer_loss(f, gram), xs)
         norms[name] = float(g.norm())
     return norms
 
@@ -157,7 +159,7 @@ def balance_style_weights(model: VGGFeatures, x: torch.Tensor, t: Targets) -> di
     With the offline VGG-16 (HED), plain w_l = 1/5 leave ~96 % of that sum to conv1_1 and conv2_1 (measured,
     benchmarks/README.md), and the layers that carry large structures barely act.
     """
-    norms = style_gradient_norms(model, x, t)
+    norms = style_gradient_norms(model, x, {n: t.grams[n] for n in t.style_weights}, t.pooling)
     total = sum(w * norms[n] for n, w in t.style_weights.items())
     wsum = sum(t.style_weights.values())
     return {n: (w / wsum) * total / max(norms[n], 1e-30) for n, w in t.style_weights.items()}

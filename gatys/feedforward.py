@@ -203,8 +203,8 @@ def _check_local_folder(name: str) -> None:
 
 
 def style_folders() -> list[Path]:
-    """Where models are found by name: ``$GATYS_HOME/styles`` (``setup.sh`` copies the project's models there),
-    then ``hub/styles`` of the checkout this package runs from."""
+    """Where models are found by name: ``$GATYS_HOME/styles`` (models you put there), then ``hub/styles`` of
+    the checkout this package runs from (the project's own models, when it commits some)."""
     from .weights import gatys_home
 
     return [gatys_home() / "styles", Path(__file__).resolve().parents[1] / "hub" / "styles"]
@@ -286,7 +286,7 @@ class FastStyle:
         if builtin is not None:
             name = str(builtin)
         elif "/" not in name and not Path(name).exists():
-            known = ", ".join(builtin_styles()) or "none installed; bash setup.sh installs the project's"
+            known = ", ".join(builtin_styles()) or "none found in $GATYS_HOME/styles or hub/styles"
             raise WeightsError(
                 f"no model called {name!r} (known: {known}); give a model name, a folder or an owner/name Hub repo"
             )
