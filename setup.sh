@@ -33,6 +33,9 @@ if choice.name == DEFAULT_HUB_REPO:
 print(f"setup: default weights: {choice.name}" + (f" ({choice.notice})" if choice.notice else ""))
 PY
 
+# The project's own instant styles (hub/styles/<name>/, found by name from this checkout): list them.
+python -c "from gatys.feedforward import builtin_styles as b; print('setup: instant styles:', ', '.join(b()) or 'none', '(gatys PHOTO --model NAME -o out.png)')"
+
 [ "${1:-}" = "--no-demo" ] && exit 0
 if [ $# -ge 2 ]; then
   CONTENT=$1; STYLE=$2

@@ -53,13 +53,34 @@ class PerceptualLoss(nn.Module):
     TV: squared neighbour differences summed per image, averaged over the batch.
     """
 
-    def __init__(self, vgg: VGGFeatures, style: torch.Tensor, recipe: Recipe):
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        style: torch.Tensor,
+        recipe: Recipe,
+        first: torch.Tensor | None = None,
+        layer_weights: dict[str, float] | None = None,
+    ):
         super().__init__()
         self.vgg, self.recipe = vgg, recipe
         self.layers = sorted({recipe.content_layer, *recipe.style_layers}, key=vgg.available_layers.index)
         with torch.no_grad():
             feats = vgg(style, list(recipe.style_layers))
             self.targets = {k: self.gram(f).float() for k, f in feats.items()}
+        #: Per-layer style weights (before recipe.style_weight): 1, or 1 / the layer's loss on ``first``.
+        self.layer_weights = {k: 1.0 for k in recipe.style_layers}
+        if layer_weights is not None:  # a trained model's (its config.json), to evaluate its objective again
+            self.layer_weights = {k: float(layer_weights[k]) for k in recipe.style_layers}
+        elif recipe.style_balance == "start":
+            if first is None:
+                raise ValueError("style_balance 'start' needs the first batch")
+            with torch.no_grad():
+                raw = self.style_losses(self.vgg(first, list(recipe.style_layers)))
+            self.layer_weights = {k: 1.0 / max(float(v), 1e-30) for k, v in raw.items()}
+
+    def style_losses(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each style layer's unweighted Gram loss (mean squared difference to the style's Gram)."""
+        return {k: (self.gram(feats[k].float()) - self.targets[k]).pow(2).mean() for k in self.recipe.style_layers}
 
     @staticmethod
     def gram(f: torch.Tensor) -> torch.Tensor:
@@ -72,7 +93,8 @@ class PerceptualLoss(nn.Module):
             target = self.vgg(content, [r.content_layer])[r.content_layer].float()
         feats = self.vgg(output, self.layers)
         l_content = r.content_weight * (feats[r.content_layer].float() - target).pow(2).mean()
-        l_style = r.style_weight * sum((self.gram(feats[k]) - self.targets[k]).pow(2).mean() for k in r.style_layers)
+        per_layer = self.style_losses(feats)
+        l_style = r.style_weight * sum(self.layer_weights[k] * v for k, v in per_layer.items())
         # Written out rather than gatys.losses.tv_loss: that sums over the batch; here it is a mean per image.
         dx = output[..., :, 1:] - output[..., :, :-1]
         dy = output[..., 1:, :] - output[..., :-1, :]
@@ -167,8 +189,12 @@ class _Run:
         payload = _resume_state(job, self.style_sha, self.global_batch)
         vgg = load_vgg(job.loss_network).to(self.acc.device)
         self.vgg = vgg
-        self.loss = PerceptualLoss(vgg, style.to(self.acc.device), r)
         self.batches = Batches(photos, size=r.size, seed=job.seed, global_batch=self.global_batch)
+        # The whole first global batch on every process, so all processes balance the style layers alike.
+        first = self.batches.get(step=0, rank=0, world=1)[0] if r.style_balance == "start" else None
+        self.loss = PerceptualLoss(
+            vgg, style.to(self.acc.device), r, None if first is None else first.to(self.acc.device)
+        )
         self.photos, self.style_img = photos, style
         torch.manual_seed(job.seed)  # the same initial network on every process (DDP also broadcasts rank 0's)
         net = TransformNet(NetConfig(width=r.width, residual_blocks=r.residual_blocks))
@@ -244,6 +270,7 @@ class _Run:
 
     def export(self) -> None:
         extra = {"photos": len(self.photos.files), "processes": self.world, "global_batch": self.global_batch}
+        extra["style_layer_weights"] = {k: float(f"{v:.5g}") for k, v in self.loss.layer_weights.items()}
         config = _model_config(self.job, self.vgg, self.state, extra, self.style_sha)
         net = TransformNet(config.net)
         net.load_state_dict(self.acc.unwrap_model(self.net).state_dict())

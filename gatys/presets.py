@@ -7,6 +7,9 @@ Fig. 3 grid) beside practical ones for CPU previews and for quality. Any field c
 α/β here is the *paper's* ratio. The paper used a VGG-19 whose filters were normalised to a mean
 activation of 1; other weights produce features on other scales, so each weights folder states an
 ``alpha_beta_scale`` in its config.json and the ratio actually used is ``alpha_beta * alpha_beta_scale``.
+
+Beside them, ``RECIPES`` names the training recipes of the feed-forward networks (Johnson et al. 2016,
+``gatys.train``): the paper's for a GPU and the one the project's own models were trained with on a CPU.
 """
 
 from __future__ import annotations
@@ -202,7 +205,8 @@ def _ratio(ratio: float) -> str:
 #: before subsampling (less pooling lattice). The paper's presets keep the paper's raw settings.
 PRACTICAL: dict[str, Any] = dict(style_balance="gradient", parameterization="fourier", pooling="blur")
 PRACTICAL_SOURCE = (
-    "; plus PRACTICAL (not the paper): gradient-balanced style layers, Fourier-parameterised image, blurred pooling"
+    "; and, departing from the paper to remove the HED VGG-16's grid and border artefacts: style layers balanced "
+    "by their gradients, the image optimised through its Fourier coefficients, and blurred pooling"
 )
 
 
@@ -309,3 +313,93 @@ def fig3_preset_name(letter: str, ratio: float) -> str:
     name = _fig3_name(letter, ratio)
     get_preset(name)
     return name
+
+
+# --- training recipes (Johnson, Alahi & Fei-Fei 2016; gatys.train) -----------------------------------------
+
+#: Precision values accepted by ``--precision`` (accelerate's ``mixed_precision``).
+PRECISIONS = ("no", "bf16", "fp16")
+#: Values of Recipe.style_balance: "start" (each style layer an equal share on the first batch), "none".
+STYLE_BALANCES = ("start", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A training recipe: what the network learns from and how long; each number with its source.
+
+    Args:
+        size: side of the square training crops, px.
+        batch_size: crops per process per step.
+        steps: optimiser steps.
+        lr: Adam learning rate.
+        content_weight, style_weight, tv_weight: loss weights (content and style as means, see PerceptualLoss).
+        style_size: longest side of the style image when its Gram matrices are taken, px.
+        width, residual_blocks: the network's shape (see gatys.feedforward.NetConfig).
+        precision: accelerate's mixed precision, ``no``, ``bf16`` or ``fp16`` (fp16 needs a GPU).
+        checkpoint_every, sample_every: steps between checkpoints and between sample renders.
+    """
+
+    name: str
+    size: int
+    batch_size: int
+    steps: int
+    lr: float
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    style_size: int
+    width: float
+    residual_blocks: int
+    precision: str
+    checkpoint_every: int
+    sample_every: int
+    content_layer: str = "conv3_3"  # the paper: relu3_3 (gatys names the rectified response convX_Y)
+    style_layers: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")  # the paper: relu1_2 … relu4_3
+    # Departure from the paper (the loss network is handled as gatys' presets handle it): "start" weights each
+    # style layer by 1 / its Gram loss on the first batch, so every layer starts with an equal share. With the
+    # offline VGG-16 (HED) conv1_2's Gram loss is ~1e9x conv4_3's, and unbalanced training learns a stripe
+    # texture in place of the photo. "none" is the paper's (equal weights on the raw Gram losses).
+    style_balance: str = "start"
+
+
+RECIPES: dict[str, Recipe] = {
+    "johnson2016": Recipe(
+        name="johnson2016",
+        size=256,  # paper Sec. 4.1: COCO images resized to 256x256
+        batch_size=4,  # paper Sec. 4.1: batch size 4
+        steps=40_000,  # paper Sec. 4.1: 40,000 iterations (about two epochs of COCO)
+        lr=1e-3,  # paper Sec. 4.1: Adam, learning rate 1e-3
+        content_weight=1.0,  # jcjohnson/fast-neural-style train.lua default -content_weights 1.0 (paper: none)
+        style_weight=5.0,  # train.lua default -style_weights 5.0 (per layer, on the Gram MSE)
+        # train.lua -tv_strength 1e-6 acts on 0-255 images as 1e-6 * 0.5 * sum of squared differences, summed
+        # over its batch of 4; per image in [0, 1] units that is 1e-6 * 0.5 * 255**2 * 4 = 0.13.
+        tv_weight=0.13,
+        style_size=256,  # train.lua default -style_image_size 256
+        width=1.0,  # paper, supplementary Table 1: 32/64/128 channels
+        residual_blocks=5,  # paper, supplementary Table 1: five residual blocks
+        precision="no",  # the paper trained in fp32; pass --precision bf16 on a recent GPU
+        checkpoint_every=1000,  # train.lua default -checkpoint_every 1000
+        sample_every=1000,
+    ),
+    "cpu-small": Recipe(
+        name="cpu-small",
+        # Measured on the idle 2-core CPU (one thread, the other core busy): 0.58 s/step at 128 px, batch 2,
+        # width 0.5, bf16, against several s/step for the paper's 256 px, batch 4, full-width recipe. 128 px
+        # crops still carry the painting's brush strokes at the scale the network sees them.
+        size=128,
+        batch_size=2,  # s/step scales about linearly with the batch
+        steps=5000,  # 0.47 s/step measured with two trainings side by side: ~40 min, inside the 60-minute budget
+        lr=1e-3,  # paper Sec. 4.1
+        content_weight=1.0,  # as johnson2016 (train.lua)
+        # With the style layers balanced ("start": each starts at 1), 20 measured against 5 and 60 (Starry Night,
+        # 1,200 steps, benchmarks/README.md "Instant styles"): 5 barely restyles, 60 loses the photo's content.
+        style_weight=20.0,
+        tv_weight=0.065,  # johnson2016's per-image value at batch 2 (train.lua sums TV over its batch)
+        style_size=256,  # as johnson2016: the style's strokes at the scale the network sees them
+        width=0.5,  # 16/32/64 channels: the transformation net costs ~1/4 of the paper's
+        residual_blocks=3,  # fewer blocks: the bottleneck is cheap at 32x32, but each block adds two convs
+        precision="bf16",  # this CPU has AVX512-BF16: bf16 autocast measured 3.6 s vs 9.0 s fp32 (128 px, batch 4)
+        checkpoint_every=100,
+        sample_every=100,
+    ),
+}

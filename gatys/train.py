@@ -23,85 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, GatysError
+from .presets import PRECISIONS, RECIPES, STYLE_BALANCES, Recipe
 from .weights import natural_key
-
-#: Precision values accepted by ``--precision`` (accelerate's ``mixed_precision``).
-PRECISIONS = ("no", "bf16", "fp16")
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """A training recipe: what the network learns from and how long; each number with its source.
-
-    Args:
-        size: side of the square training crops, px.
-        batch_size: crops per process per step.
-        steps: optimiser steps.
-        lr: Adam learning rate.
-        content_weight, style_weight, tv_weight: loss weights (content and style as means, see PerceptualLoss).
-        style_size: longest side of the style image when its Gram matrices are taken, px.
-        width, residual_blocks: the network's shape (see gatys.feedforward.NetConfig).
-        precision: accelerate's mixed precision, ``no``, ``bf16`` or ``fp16`` (fp16 needs a GPU).
-        checkpoint_every, sample_every: steps between checkpoints and between sample renders.
-    """
-
-    name: str
-    size: int
-    batch_size: int
-    steps: int
-    lr: float
-    content_weight: float
-    style_weight: float
-    tv_weight: float
-    style_size: int
-    width: float
-    residual_blocks: int
-    precision: str
-    checkpoint_every: int
-    sample_every: int
-    content_layer: str = "conv3_3"  # the paper: relu3_3 (gatys names the rectified response convX_Y)
-    style_layers: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")  # the paper: relu1_2 … relu4_3
-
-
-RECIPES: dict[str, Recipe] = {
-    "johnson2016": Recipe(
-        name="johnson2016",
-        size=256,  # paper Sec. 4.1: COCO images resized to 256x256
-        batch_size=4,  # paper Sec. 4.1: batch size 4
-        steps=40_000,  # paper Sec. 4.1: 40,000 iterations (about two epochs of COCO)
-        lr=1e-3,  # paper Sec. 4.1: Adam, learning rate 1e-3
-        content_weight=1.0,  # jcjohnson/fast-neural-style train.lua default -content_weights 1.0 (paper: none)
-        style_weight=5.0,  # train.lua default -style_weights 5.0 (per layer, on the Gram MSE)
-        # train.lua -tv_strength 1e-6 acts on 0-255 images as 1e-6 * 0.5 * sum of squared differences, summed
-        # over its batch of 4; per image in [0, 1] units that is 1e-6 * 0.5 * 255**2 * 4 = 0.13.
-        tv_weight=0.13,
-        style_size=256,  # train.lua default -style_image_size 256
-        width=1.0,  # paper, supplementary Table 1: 32/64/128 channels
-        residual_blocks=5,  # paper, supplementary Table 1: five residual blocks
-        precision="no",  # the paper trained in fp32; pass --precision bf16 on a recent GPU
-        checkpoint_every=1000,  # train.lua default -checkpoint_every 1000
-        sample_every=1000,
-    ),
-    "cpu-small": Recipe(
-        name="cpu-small",
-        # Measured on the idle 2-core CPU (one thread, the other core busy): 0.58 s/step at 128 px, batch 2,
-        # width 0.5, bf16, against several s/step for the paper's 256 px, batch 4, full-width recipe. 128 px
-        # crops still carry the painting's brush strokes at the scale the network sees them.
-        size=128,
-        batch_size=2,  # s/step scales about linearly with the batch
-        steps=4000,  # ~40 min on one core: the 60-minute budget with room for a busy machine
-        lr=1e-3,  # paper Sec. 4.1
-        content_weight=1.0,  # as johnson2016 (train.lua)
-        style_weight=5.0,  # as johnson2016 (train.lua)
-        tv_weight=0.065,  # johnson2016's per-image value at batch 2 (train.lua sums TV over its batch)
-        style_size=256,  # as johnson2016: the style's strokes at the scale the network sees them
-        width=0.5,  # 16/32/64 channels: the transformation net costs ~1/4 of the paper's
-        residual_blocks=3,  # fewer blocks: the bottleneck is cheap at 32x32, but each block adds two convs
-        precision="bf16",  # this CPU has AVX512-BF16: bf16 autocast measured 3.6 s vs 9.0 s fp32 (128 px, batch 4)
-        checkpoint_every=100,
-        sample_every=100,
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +57,10 @@ def make_job(
     sample_every: int | None = None,
     width: float | None = None,
     residual_blocks: int | None = None,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    style_balance: str | None = None,
     seed: int = 0,
     resume: bool = False,
     samples: tuple[str | os.PathLike, ...] = (),
@@ -157,16 +84,25 @@ def make_job(
         "sample_every": sample_every,
         "width": width,
         "residual_blocks": residual_blocks,
+        "content_weight": content_weight,
+        "style_weight": style_weight,
+        "tv_weight": tv_weight,
+        "style_balance": style_balance,
     }
     r = dataclasses.replace(RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None})
     for field in ("steps", "batch_size", "checkpoint_every", "sample_every"):
         if getattr(r, field) < 1:
             raise ConfigError(f"--{field.replace('_', '-')} must be at least 1, got {getattr(r, field)}")
+    for field in ("content_weight", "style_weight", "tv_weight"):
+        if not getattr(r, field) >= 0:  # also rejects NaN
+            raise ConfigError(f"--{field.replace('_', '-')} must be zero or more, got {getattr(r, field)}")
     from .feedforward import NetConfig
 
     NetConfig(width=r.width, residual_blocks=r.residual_blocks)  # raises ConfigError naming the bad value
     if r.size < 16:
         raise ConfigError(f"--size must be at least 16 px, got {r.size}")
+    if r.style_balance not in STYLE_BALANCES:
+        raise ConfigError(f"unknown style balance {r.style_balance!r}; valid: {', '.join(STYLE_BALANCES)}")
     if r.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {r.precision!r}; valid: {', '.join(PRECISIONS)}")
     style_path = Path(style).expanduser()
@@ -235,6 +171,12 @@ def _parser(prog: str = "python -m gatys.train") -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, help="steps between sample renders (default: the recipe's)")
     p.add_argument("--width", type=float, help="network width multiplier (default: the recipe's)")
     p.add_argument("--residual-blocks", type=int, help="residual blocks (default: the recipe's)")
+    p.add_argument("--content-weight", type=float, help="content loss weight (default: the recipe's)")
+    p.add_argument("--style-weight", type=float, help="style loss weight (default: the recipe's)")
+    p.add_argument("--tv-weight", type=float, help="total variation weight (default: the recipe's)")
+    p.add_argument(
+        "--style-balance", choices=STYLE_BALANCES, help="'start': style layers equal on the first batch; 'none'"
+    )
     p.add_argument("--samples", nargs="+", default=(), metavar="PHOTO", help="held-out photos to render")
     p.add_argument("--loss-network", metavar="WEIGHTS", help="gatys VGG weights folder or Hub repo (default: gatys')")
     p.add_argument("--license", default="other", help="Hub licence id for the model card (default %(default)s)")

@@ -202,9 +202,9 @@ class VGGFeatures(nn.Module):
     ``forward(image, layers)`` takes RGB images in [0, 1], shape (N, 3, H, W), and returns a dict of the
     requested features, stopping at the deepest requested layer.
 
-    ``padding`` (``"zeros"``, the paper's; ``"replicate"``, ``"reflect"``) pads every convolution's input;
-    ``blur_pool`` low-passes before each 2x average-pooling downsampling (Zhang 2019). Both can be changed
-    later: :meth:`set_padding`, ``net.blur_pool = True``.
+    ``padding`` (``"zeros"``, the paper's; ``"replicate"``, ``"reflect"``) pads every convolution's input
+    (change it later with :meth:`set_padding`). ``forward(..., pooling="blur")`` low-passes before each 2x
+    average-pooling downsampling (Zhang 2019).
 
     Example:
         >>> net = VGGFeatures(VGGConfig(architecture="vgg16", blocks=((4, 4), (8, 8), (8,) * 3, (8,) * 3, (8,) * 3)))
@@ -212,14 +212,12 @@ class VGGFeatures(nn.Module):
         ['conv1_1', 'conv4_2']
     """
 
-    def __init__(self, config: VGGConfig, pooling: str | None = None, padding: str = "zeros", blur_pool: bool = False):
+    def __init__(self, config: VGGConfig, pooling: str | None = None, padding: str = "zeros"):
         super().__init__()
         self.config = config
         self.pooling = pooling or config.pooling
         if self.pooling not in ("avg", "max"):
             raise ConfigError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
-        #: low-pass (Zhang 2019) before each 2x downsampling; see :meth:`_pool`.
-        self.blur_pool = bool(blur_pool)
         # Convolutions are attributes named conv1_1 …, so state_dict keys are "conv1_1.weight" etc.
         self.conv_names: list[str] = []
         for layer in walk(config.channels):
@@ -289,7 +287,7 @@ class VGGFeatures(nn.Module):
         Args:
             layers: feature names (``conv4_2``, ``relu4_2``, ``pool1`` …).
             pooling: ``"avg"``, ``"max"`` or ``"blur"`` (average pooling low-passed before subsampling,
-                as ``blur_pool``); default the network's.
+                see :meth:`_pool`); default the network's.
             on_feature: called as ``on_feature(name, feature)`` for each requested feature as soon as it is
                 computed, before any deeper layer runs. A loss built there is built in forward order, so its
                 backward runs when the network's backward reaches that layer (autograd runs the most recently
@@ -314,7 +312,7 @@ class VGGFeatures(nn.Module):
     def _pool(self, x: torch.Tensor, pooling: str) -> torch.Tensor:
         if pooling == "max":
             return F.max_pool2d(x, 2, 2)
-        if pooling != "blur" and not self.blur_pool:
+        if pooling != "blur":
             return F.avg_pool2d(x, 2, 2)
         # Departs from the paper: 2x2 average then a [1 2 1] blur before subsampling = one [1 3 3 1]/8 filter
         # per axis, stride 2 (Zhang 2019's BlurPool for average pooling), so the pooling lattice aliases less.

@@ -190,3 +190,25 @@ def test_fine_phase_variants(tiny_st, content_img, style_img, variant):
     steps, _ = stopped["reached"]
     assert stopped["losses"][-1][0] <= target and len(stopped["losses"]) == steps
     assert all(loss > target for loss, _, _ in stopped["losses"][:-1])
+
+
+# --- benchmarks.instant: the Fig. 5 step count and the refine stop ------------------------------------------
+
+
+def test_instant_benchmark_counts_steps_to_a_loss_and_stops_there():
+    from benchmarks.instant import first_at_or_below, lbfgs_trace
+
+    assert first_at_or_below([5.0, 3.0, 2.0, 1.0], 2.5) == 2
+    assert first_at_or_below([5.0, 3.0], 5.0) == 0 and first_at_or_below([5.0, 3.0], 1.0) is None
+
+    class Quadratic(torch.nn.Module):  # the objective's call shape: (image, content) -> {"total": loss}
+        def forward(self, x, content):
+            return {"total": (x - content).pow(2).sum()}
+
+    content = torch.zeros(1, 3, 4, 4)
+    start = torch.full_like(content, 0.5)
+    losses, seconds, images = lbfgs_trace(Quadratic(), start, content, steps=20)
+    assert losses[0] == pytest.approx(12.0) and losses[-1] < 1e-6 and len(losses) == len(seconds) == len(images)
+    assert seconds == sorted(seconds) and images[0].dtype == torch.uint8
+    stopped, _, _ = lbfgs_trace(Quadratic(), start, content, steps=20, stop_below=1.0)
+    assert stopped[-1] <= 1.0 and all(v > 1.0 for v in stopped[:-1])

@@ -64,17 +64,20 @@ def test_missing_style_image_is_one_line_and_exit_2(setup):
         ("unreadable", "none of its 2 image files can be read"),
         ("absent", "not found"),
         ("zero-steps", "--steps must be at least 1"),
+        ("negative-weight", "--style-weight must be zero or more"),
     ],
 )
 def test_bad_inputs_are_one_line_errors_with_exit_2(setup, capsys, change, message):
     argv = args(setup, "m", "--steps", "0" if change == "zero-steps" else "2")
+    if change == "negative-weight":
+        argv += ["--style-weight", "-1"]
     data = setup["tmp"] / change
     if change in ("empty", "unreadable"):
         data.mkdir()
     if change == "unreadable":
         (data / "a.jpg").write_bytes(b"not a jpeg")
         (data / "b.png").write_bytes(b"")
-    if change != "zero-steps":
+    if change in ("empty", "unreadable", "absent"):
         argv[argv.index("--data") + 1] = str(data)
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -92,7 +95,28 @@ def test_training_writes_a_loadable_model_and_its_records(setup):
     assert (out / "training" / "loss.png").is_file() and (out / "sample.jpg").is_file()
     fs = FastStyle.from_pretrained(out, device="cpu")
     assert fs.config.training["steps"] == 4 and fs.config.recipe["width"] == 0.125
+    assert list(fs.config.training["style_layer_weights"]) == fs.config.recipe["style_layers"]
     assert fs.stylize(make_image(37, 29)).size == (37, 29)
+
+
+def test_start_balance_gives_each_style_layer_an_equal_share_of_the_first_batch(setup):
+    from gatys._photos import Batches, scan
+    from gatys._trainloop import PerceptualLoss, _load_tensor
+    from gatys.weights import load_vgg
+
+    j = job(setup, "unused")
+    vgg = load_vgg(str(setup["vgg"]))
+    first = Batches(scan(j.data), size=32, seed=0, global_batch=2).get(step=0, rank=0, world=1)[0]
+    style = _load_tensor(setup["style"], 64, "style")
+    balanced = PerceptualLoss(vgg, style, j.recipe, first)
+    with torch.no_grad():
+        raw = balanced.style_losses(vgg(first, list(j.recipe.style_layers)))
+    shares = [balanced.layer_weights[k] * float(v) for k, v in raw.items()]
+    assert shares == pytest.approx([1.0] * len(j.recipe.style_layers), rel=1e-5)
+    plain = PerceptualLoss(vgg, style, make_job(j.style, data=j.data, out=j.out, style_balance="none").recipe)
+    assert set(plain.layer_weights.values()) == {1.0}
+    with pytest.raises(ValueError, match="first batch"):
+        PerceptualLoss(vgg, style, j.recipe)
 
 
 def test_resume_gives_the_parameters_of_an_uninterrupted_run(setup):

@@ -162,23 +162,20 @@ def test_padding_constructor_and_unknown_mode():
 
 def test_blur_pool_keeps_shapes_and_passes_constants():
     net = VGGFeatures.random(tiny_config())
-    blur = VGGFeatures.random(tiny_config())
-    blur.blur_pool = True
     for h, w in ((32, 48), (33, 47)):
         x = torch.rand(1, 3, h, w)
-        a, b = net(x, ["pool1", "pool3"]), blur(x, ["pool1", "pool3"])
+        a, b = net(x, ["pool1", "pool3"]), net(x, ["pool1", "pool3"], pooling="blur")
         assert a["pool1"].shape == b["pool1"].shape and a["pool3"].shape == b["pool3"].shape
     c = torch.full((1, 4, 8, 8), 2.0).contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(blur._pool(c, "avg"), torch.full((1, 4, 4, 4), 2.0))
+    assert torch.allclose(net._pool(c, "blur"), torch.full((1, 4, 4, 4), 2.0))
 
 
 def test_blur_pool_attenuates_what_plain_pooling_aliases():
-    blur = VGGFeatures.random(tiny_config())
-    blur.blur_pool = True
+    net = VGGFeatures.random(tiny_config())
     # A period-4 stripe comes out of 2x2 average pooling as a full-contrast period-2 stripe (at the
     # Nyquist rate of the pooled lattice); the [1 3 3 1]/8 blur-pool halves it.
     stripe = torch.tensor([1.0, 1.0, 0.0, 0.0] * 4).expand(1, 4, 16, 16).contiguous()
     plain = F.avg_pool2d(stripe, 2, 2)[..., 1:-1]
-    blurred = blur._pool(stripe, "avg")[..., 1:-1]
+    blurred = net._pool(stripe, "blur")[..., 1:-1]
     assert plain.max() - plain.min() == pytest.approx(1.0)
     assert blurred.max() - blurred.min() == pytest.approx(0.5)
