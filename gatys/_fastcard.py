@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import image
 from .errors import WeightsError
 
 if TYPE_CHECKING:
@@ -25,18 +23,9 @@ CITATION = """\
 
 
 def write_atomic(path: Path, text_or_bytes: str | bytes) -> None:
-    """Write a file under a temporary name in the same folder, then rename it over ``path``."""
+    """Write a text or bytes file atomically (:func:`gatys.image.write_atomic`)."""
     data = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else text_or_bytes
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model folder is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    image.write_atomic(path, data)
 
 
 def write_tensors(state: dict[str, torch.Tensor], path: Path, *, dtype: torch.dtype) -> None:

@@ -6,12 +6,9 @@ file system), so an interrupt at any moment leaves either the previous complete 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .errors import ConfigError
-from .image import to_pil
+from .image import to_pil, write_atomic
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_COLUMNS = ("step", "total", "content", "style", "tv", "seconds")
@@ -28,20 +25,9 @@ COLOURS = {"total": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 
 
 
 def replace_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
+    """Write ``data`` beside ``path``, flush it to disk, then rename it over ``path`` (making the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data, fsync=True)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -11,8 +11,9 @@ import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 import torch
@@ -209,20 +210,44 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file in the same folder, renamed over ``path`` only when complete."""
-    p = check_output_path(path)
-    fmt = WRITE_FORMATS[p.suffix.lower()]
+def _umask() -> int:
+    mask = os.umask(0o022)  # Python has no way to read the umask without setting it; restored at once
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any], *, fsync: bool = False) -> Path:
+    """Write ``data`` (bytes, or a function that writes to a binary file) to a temporary file beside ``path``,
+    then rename it over ``path``: a reader never sees half a file, and an error or Ctrl-C leaves the old one.
+
+    The file gets the permissions any new file would (0666 less the umask), not mkstemp's private 0600.
+    ``fsync`` flushes it to disk before the rename (checkpoints).
+    """
+    p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return p
+
+
+def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
+    """Write atomically (see :func:`write_atomic`), in the format the suffix names."""
+    p = check_output_path(path)
+    fmt = WRITE_FORMATS[p.suffix.lower()]
+    return write_atomic(p, lambda f: img.save(f, format=fmt))
 
 
 # -- colour -------------------------------------------------------------------------------------------------

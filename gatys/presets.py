@@ -282,8 +282,8 @@ def _build() -> dict[str, Preset]:
             presets[name] = Preset(
                 name=name,
                 label=f"Fig. 3 row {letter} ({span}) · α/β = {_ratio(ratio)}",
-                description=f"Fig. 3 row {letter} ({', '.join(layers)}), column α/β = {ratio:.0e}",
-                source=f"Gatys et al. 2015, Fig. 3: style layers {layers[0]}..{layers[-1]}, α/β = {ratio:.0e}",
+                description=f"Fig. 3 row {letter} ({', '.join(layers)}), column α/β = {_ratio(ratio)}",
+                source=f"Gatys et al. 2015, Fig. 3: style layers {layers[0]}..{layers[-1]}, α/β = {_ratio(ratio)}",
                 style_layers=layers,
                 alpha_beta=ratio,
             )

@@ -57,6 +57,7 @@ def make_job(
     sample_every: int | None = None,
     width: float | None = None,
     residual_blocks: int | None = None,
+    lr: float | None = None,
     content_weight: float | None = None,
     style_weight: float | None = None,
     tv_weight: float | None = None,
@@ -84,6 +85,7 @@ def make_job(
         "sample_every": sample_every,
         "width": width,
         "residual_blocks": residual_blocks,
+        "lr": lr,
         "content_weight": content_weight,
         "style_weight": style_weight,
         "tv_weight": tv_weight,
@@ -93,6 +95,8 @@ def make_job(
     for field in ("steps", "batch_size", "checkpoint_every", "sample_every"):
         if getattr(r, field) < 1:
             raise ConfigError(f"--{field.replace('_', '-')} must be at least 1, got {getattr(r, field)}")
+    if not r.lr > 0:
+        raise ConfigError(f"--lr must be more than zero, got {r.lr}")
     for field in ("content_weight", "style_weight", "tv_weight"):
         if not getattr(r, field) >= 0:  # also rejects NaN
             raise ConfigError(f"--{field.replace('_', '-')} must be zero or more, got {getattr(r, field)}")
@@ -171,6 +175,7 @@ def _parser(prog: str = "python -m gatys.train") -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, help="steps between sample renders (default: the recipe's)")
     p.add_argument("--width", type=float, help="network width multiplier (default: the recipe's)")
     p.add_argument("--residual-blocks", type=int, help="residual blocks (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the recipe's)")
     p.add_argument("--content-weight", type=float, help="content loss weight (default: the recipe's)")
     p.add_argument("--style-weight", type=float, help="style loss weight (default: the recipe's)")
     p.add_argument("--tv-weight", type=float, help="total variation weight (default: the recipe's)")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from helpers import make_image
 from PIL import Image
 from test_feedforward import tiny_style
@@ -98,3 +101,29 @@ def test_hub_push_publishes_a_model_folder(model_dir, tmp_path, capsys):
     for name in ("README.md", "config.json", "model.safetensors", "style.jpg"):
         assert f"someone/tiny-style@main:{name}" in out
     assert "not uploaded: training" in out
+
+
+#: The project's own models, committed under hub/styles/ (DEVELOPERS.md: fp16, at most 4 MB, trained by
+#: gatys' own command in at most 60 minutes, the card stating command, wall time, steps and final losses).
+COMMITTED = ("shipwreck", "starry-night")
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_models_are_small_fp16_documented_and_load_by_name(name, monkeypatch, tmp_path):
+    from safetensors import safe_open
+
+    monkeypatch.setenv("GATYS_HOME", str(tmp_path))  # only the checkout's hub/styles can answer
+    folder = Path(__file__).resolve().parents[1] / "hub" / "styles" / name
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size <= 4 * 1024 * 1024
+    with safe_open(str(weights), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}  # noqa: SIM118 (not a dict)
+    fs = FastStyle.from_pretrained(name, device="cpu")
+    training = fs.config.training
+    assert training["command"].startswith("gatys train ") and 0 < training["wall_time_s"] <= 3600
+    assert training["steps"] == fs.config.recipe["steps"] and set(training["final_losses"]) >= {"total", "style"}
+    card = (folder / "README.md").read_text()
+    assert training["command"] in card and f"| steps | {training['steps']} |" in card
+    out = fs.stylize(torch.rand(1, 3, 30, 41))
+    assert out.size == (41, 30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -147,3 +148,17 @@ def test_luminance_and_chroma_roundtrip():
     assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 0], y[:, 2])
     # luminance of x with the chroma of x gives back x (within the clamp)
     assert torch.allclose(im.with_chroma_of(x, x), x.clamp(0, 1), atol=1e-4)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_follow_the_umask_not_the_temporary_files_0600(tmp_path, umask):
+    from gatys.image import save_image, write_atomic
+
+    old = os.umask(umask)
+    try:
+        png = save_image(Image.new("RGB", (4, 4)), tmp_path / "out.png")
+        txt = write_atomic(tmp_path / "notes.txt", b"x", fsync=True)
+    finally:
+        os.umask(old)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask == txt.stat().st_mode & 0o777
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out.png"]  # no temporary left

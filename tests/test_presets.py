@@ -94,3 +94,8 @@ def test_default_presets():
     assert PRESETS[CLI_DEFAULT_PRESET].alpha_beta == PRESETS["paper"].alpha_beta
     assert build_parser().get_default("preset") == CLI_DEFAULT_PRESET
     assert APP_DEFAULT_PRESET == "preview" and PRESETS[APP_DEFAULT_PRESET].size == 256
+
+
+def test_fig3_texts_write_ratios_as_the_labels_do():
+    p = PRESETS["fig3-A-1e-5"]
+    assert "α/β = 1e-5" in p.description and "α/β = 1e-5" in p.source and "e-05" not in p.description + p.source
