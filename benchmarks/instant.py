@@ -161,10 +161,10 @@ def section_fig5(args: argparse.Namespace, fs: FastStyle, style: Path, out: Path
         }
         rows.append(row)
         shown = f"{match}" if match is not None else f"> {args.steps}"
-        rs = f"{r_step} ({r_time:.1f} s)" if r_step is not None else f"> {args.steps}"
+        rs = f"{r_step} ({r_time:.1f} s)" if r_step is not None else f"> {args.steps} (at best {min(r_losses):.4g})"
+        ratio = f"{r_time / secs[-1]:.2f}" if r_step is not None else "not reached"
         lines.append(
-            f"| {name} | {net_loss:.4g} | {losses[0]:.4g} | {shown} | {final:.4g} | {rs} | {secs[-1]:.1f} | "
-            f"{r_time / secs[-1]:.2f} |"
+            f"| {name} | {net_loss:.4g} | {losses[0]:.4g} | {shown} | {final:.4g} | {rs} | {secs[-1]:.1f} | {ratio} |"
         )
         print(lines[-1], flush=True)
         panels = [photo, y, imgs[match if match is not None else -1], imgs[-1], r_imgs[-1]]
