@@ -22,12 +22,6 @@ CITATION = """\
 }"""
 
 
-def write_atomic(path: Path, text_or_bytes: str | bytes) -> None:
-    """Write a text or bytes file atomically (:func:`gatys.image.write_atomic`)."""
-    data = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else text_or_bytes
-    image.write_atomic(path, data)
-
-
 def write_tensors(state: dict[str, torch.Tensor], path: Path, *, dtype: torch.dtype) -> None:
     """Save ``state`` as safetensors in ``dtype``, refusing values that do not fit (fp16 overflows to inf)."""
     from safetensors.torch import save
@@ -37,7 +31,7 @@ def write_tensors(state: dict[str, torch.Tensor], path: Path, *, dtype: torch.dt
     if bad:
         hint = "; save in float32" if dtype == torch.float16 else ""
         raise WeightsError(f"{bad[0]} holds NaN or infinite values in {str(dtype).split('.')[-1]}{hint}")
-    write_atomic(path, save(tensors, metadata={"format": "pt", "gatys": "fast-style"}))
+    image.write_atomic(path, save(tensors, metadata={"format": "pt", "gatys": "fast-style"}))
 
 
 def _figures(training: dict[str, Any]) -> str:

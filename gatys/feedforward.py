@@ -326,7 +326,8 @@ class FastStyle:
         Example:
             >>> FastStyle(TransformNet()).save_pretrained("my-style")  # doctest: +SKIP
         """
-        from ._fastcard import model_card, write_atomic, write_tensors
+        from ._fastcard import model_card, write_tensors
+        from .image import write_atomic
 
         if dtype not in (torch.float16, torch.float32):
             raise ConfigError(f"dtype must be torch.float16 or torch.float32, got {dtype}")

@@ -216,9 +216,12 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any], *, fsync: bool = False) -> Path:
-    """Write ``data`` (bytes, or a function that writes to a binary file) to a temporary file beside ``path``,
-    then rename it over ``path``: a reader never sees half a file, and an error or Ctrl-C leaves the old one.
+def write_atomic(
+    path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], Any], *, fsync: bool = False
+) -> Path:
+    """Write ``data`` (text as UTF-8, bytes, or a function that writes to a binary file) to a temporary file
+    beside ``path``, then rename it over ``path``: a reader never sees half a file, and an error or Ctrl-C
+    leaves the old one.
 
     The file gets the permissions any new file would (0666 less the umask), not mkstemp's private 0600.
     ``fsync`` flushes it to disk before the rename (checkpoints).
@@ -227,8 +230,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes):
-                f.write(data)
+            if isinstance(data, (str, bytes)):
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
             else:
                 data(f)
             if fsync:

@@ -162,3 +162,4 @@ def test_outputs_follow_the_umask_not_the_temporary_files_0600(tmp_path, umask):
         os.umask(old)
     assert png.stat().st_mode & 0o777 == 0o666 & ~umask == txt.stat().st_mode & 0o777
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out.png"]  # no temporary left
+    assert write_atomic(tmp_path / "notes.txt", "é").read_text(encoding="utf-8") == "é"  # text as UTF-8
