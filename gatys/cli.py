@@ -3,6 +3,8 @@
     gatys CONTENT STYLE [STYLE ...] -o OUT.png [--preset paper] [--size 512] [--steps 500] ...
     gatys PHOTO [PHOTO ...] --model MODEL -o OUT.png|OUT_DIR [--size 512] [--preserve-colors]
     gatys train STYLE_IMAGE --data PHOTO_DIR --out MODEL_DIR ...      (= python -m gatys.train)
+    gatys batch PHOTO_DIR --style PAINTING|--model MODEL -o OUT_DIR ...  (accelerate launch: split across processes)
+    gatys video IN.mp4 --style PAINTING|--model MODEL -o OUT.mp4 ...     (temporally consistent, Ruder et al. 2016)
 
 Options are derived from the fields of :class:`gatys.presets.Preset` and the keyword arguments of
 ``stylize``, so defaults live in one place (the preset). Errors print one line and exit with status 2.
@@ -170,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(argv[1:], prog="gatys train")
+    if argv[:1] == ["batch"]:
+        from .batch import main as batch_main
+
+        return batch_main(argv[1:], prog="gatys batch")
+    if argv[:1] == ["video"]:
+        from .video import main as video_main
+
+        return video_main(argv[1:], prog="gatys video")
     args = build_parser().parse_args(argv)
     if args.model:
         return _fast(args)
