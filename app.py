@@ -3,17 +3,37 @@
     python app.py            # serves http://127.0.0.1:7860
     python app.py --share    # plus a public *.gradio.live link (or GRADIO_SHARE=True)
 
-The weights are loaded once, here at import (``GATYS_WEIGHTS``, else the offline default from setup.sh, else
-timm/vgg19.tv_in1k from the Hub). Each run optimises in a worker thread that checks a stop flag after every
-step, so Stop, a closed tab or a cancelled API job ends the optimisation within one step.
+    python app.py --mcp      # plus an MCP server at /gradio_api/mcp/ (or GATYS_MCP=1)
+
+The weights and the instant-style models are loaded once, here at import (``GATYS_WEIGHTS``, else the offline
+default from setup.sh, else timm/vgg19.tv_in1k from the Hub; the styles in hub/styles/ and the Hub repos listed
+in ``GATYS_STYLE_REPOS``). The compute runs in a few narrow functions decorated with ``spaces.GPU``: on a
+ZeroGPU Space each call borrows a GPU for a duration computed from its inputs, elsewhere the decorator does
+nothing. Their arguments and everything they yield are plain data (PIL images, numbers, dataclasses), as
+ZeroGPU's forked worker requires. An optimisation runs in a worker thread that checks a stop flag after every
+step; closing the generator that follows it sets the flag, so Stop, a closed tab or a cancelled API job ends
+the optimisation within one step, on ZeroGPU too (the spaces package closes the worker's generator when the
+caller's is closed).
 """
 
 from __future__ import annotations
 
+try:  # Hugging Face's ZeroGPU decorator: first, before torch, as its documentation asks; absent off the Hub.
+    import spaces
+
+    GPU = spaces.GPU
+except ImportError:  # pragma: no cover - the app's tests install spaces
+
+    def GPU(task=None, *, duration=None, size=None):  # type: ignore[no-redef]
+        return task if task is not None else (lambda fn: fn)
+
+
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import math
+import os
 import queue
 import shutil
 import sys
@@ -31,6 +51,7 @@ from PIL import Image
 
 from gatys import PRESETS, GatysError, Plan, Preset, StepInfo, StyleTransfer, StylizeOutput
 from gatys import image as gimg
+from gatys.feedforward import FastStyle, builtin_styles
 from gatys.presets import APP_DEFAULT_PRESET, FIG3_LAYER_SETS, FIG3_RATIOS, PAPER_STYLE_LAYERS, fig3_preset_name
 
 log = logging.getLogger("gatys.app")
@@ -109,19 +130,23 @@ COMPUTE = threading.Lock()
 
 @dataclasses.dataclass
 class Progress:
-    """One optimisation step; ``step`` counts over the whole run (Fig. 1 runs ten optimisations in a row)."""
+    """One optimisation step; ``step`` counts over the whole run (Fig. 1 runs ten optimisations in a row).
+
+    ``info`` is the library's StepInfo without its pixels: events cross ZeroGPU's process boundary pickled.
+    """
 
     step: int
-    info: StepInfo
+    info: StepInfo | None
 
 
 @dataclasses.dataclass
 class GalleryImage:
-    """An image for one of the page's galleries."""
+    """An image for one of the page's galleries, named by ``gallery`` (a key of the handler's, not a component:
+    components do not pickle)."""
 
     image: Image.Image
     caption: str
-    gallery: gr.Gallery
+    gallery: str
 
 
 @dataclasses.dataclass
@@ -131,7 +156,56 @@ class Done:
     result: Any
 
 
+Event = Progress | GalleryImage | Done | None
 Emit = Callable[[Progress | GalleryImage], bool]
+
+
+def worker_events(job: Callable[[Emit], Any]) -> Iterator[Event]:
+    """Run ``job(emit)`` in a worker thread; yield what it emits, then Done(result), or raise what it raised.
+
+    ``emit(event)`` returns False once the run should stop, and the job's step callback passes that on to the
+    library. Closing this generator (the handler's Stop, a closed tab, a cancelled API job; on ZeroGPU the spaces
+    package closes it in the GPU worker when the handler's copy is closed) sets the stop flag, so the job ends
+    within one step. Gradio can only close a handler between two yields, and handlers yield on all but Progress,
+    so None (a heartbeat) comes when half a second passed without a GalleryImage.
+    """
+    stop = threading.Event()
+    queued: queue.SimpleQueue[Progress | GalleryImage | Done | BaseException] = queue.SimpleQueue()
+
+    def emit(event: Progress | GalleryImage) -> bool:
+        if stop.is_set():
+            return False
+        queued.put(event)
+        return True
+
+    def target() -> None:
+        with COMPUTE:
+            try:
+                queued.put(Done(None if stop.is_set() else job(emit)))
+            except BaseException as e:
+                queued.put(e)
+
+    threading.Thread(target=target, name="gatys-run", daemon=True).start()
+    last_shown = time.monotonic()
+    try:
+        while True:
+            try:
+                event: Progress | GalleryImage | Done | BaseException | None = queued.get(timeout=0.5)
+            except queue.Empty:
+                event = None
+            if isinstance(event, BaseException):
+                raise event
+            if event is not None:
+                yield event
+            if isinstance(event, Done):
+                return
+            if isinstance(event, GalleryImage):
+                last_shown = time.monotonic()
+            elif time.monotonic() - last_shown >= 0.5:
+                last_shown = time.monotonic()
+                yield None
+    finally:
+        stop.set()
 
 
 @dataclasses.dataclass
@@ -143,53 +217,19 @@ class Run:
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     step: int = 0
 
-    def events(self, job: Callable[[Emit], Any]) -> Iterator[Progress | GalleryImage | Done | None]:
-        """Run ``job(emit)`` in a worker thread; yield what it emits, then Done(result), or raise what it raised.
-
-        ``emit(event)`` returns False once the run should stop, and the job's step callback passes that on to
-        the library. Closing this generator (Stop, a closed tab, a cancelled API job) sets the stop flag. Gradio
-        can only close a handler between two yields, and handlers yield on all but Progress, so None (a
-        heartbeat) comes when half a second passed without a GalleryImage. After Stop nothing comes: the Stop
-        handler has the last word on the page.
-        """
-        queued: queue.SimpleQueue[Progress | GalleryImage | Done | BaseException] = queue.SimpleQueue()
-
-        def emit(event: Progress | GalleryImage) -> bool:
-            if self.stop.is_set():
-                return False
-            queued.put(event)
-            return True
-
-        def target() -> None:
-            with COMPUTE:
-                try:
-                    queued.put(Done(None if self.stop.is_set() else job(emit)))
-                except BaseException as e:
-                    queued.put(e)
-
-        threading.Thread(target=target, name="gatys-run", daemon=True).start()
-        last_shown = time.monotonic()
+    def follow(self, events: Iterator[Event]) -> Iterator[Event]:
+        """The events of a GPU function's generator until this run is stopped; then nothing more comes (the
+        Stop handler has the last word on the page) and ``events`` is closed, which ends the job."""
         try:
-            while True:
-                try:
-                    event: Progress | GalleryImage | Done | BaseException | None = queued.get(timeout=0.5)
-                except queue.Empty:
-                    event = None
+            for event in events:
                 if self.stop.is_set():
                     return
-                if isinstance(event, BaseException):
-                    raise event
-                if event is not None:
-                    yield event
-                if isinstance(event, Done):
-                    return
-                if isinstance(event, GalleryImage):
-                    last_shown = time.monotonic()
-                elif time.monotonic() - last_shown >= 0.5:
-                    last_shown = time.monotonic()
-                    yield None
+                yield event
         finally:
             self.stop.set()
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
 
 
 RUNS: dict[tuple[str, str], Run] = {}  # (session, tab) -> its current run
@@ -313,6 +353,196 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
     return a == b
+
+
+# -- Instant tab ---------------------------------------------------------------------------------------------
+
+
+def load_styles() -> tuple[dict[str, FastStyle], list[str]]:
+    """The instant styles, by name: this checkout's hub/styles/, then the Hub repos (or folders) listed in
+    ``GATYS_STYLE_REPOS`` (comma-separated). A model that does not load is skipped with one log line."""
+    models: dict[str, FastStyle] = {}
+    problems = []
+    sources = [(name, name) for name in builtin_styles()]
+    for repo in filter(None, (r.strip() for r in os.environ.get("GATYS_STYLE_REPOS", "").split(","))):
+        sources.append((repo.rstrip("/").rsplit("/", 1)[-1], repo))
+    for name, source in sources:
+        try:
+            models[name] = FastStyle.from_pretrained(source)
+        except GatysError as e:
+            log.warning("instant style %s skipped: %s", source, e)
+            problems.append(f"{source}: {e}")
+    return models, problems
+
+
+STYLES, STYLE_PROBLEMS = load_styles()
+#: Instant styles are one forward pass (a tenth of a second at 512 px here): any size up to this is seconds.
+INSTANT_MAX_SIZE = MAX_SIZE
+INSTANT_DEFAULT_SIZE = 512
+
+
+def prune(folder: Path, older_than: float) -> None:
+    """Remove the sub-folders of ``folder`` last changed more than ``older_than`` seconds ago."""
+    for sub in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if time.time() - sub.stat().st_mtime > older_than:
+                shutil.rmtree(sub, ignore_errors=True)
+
+
+def painting_of(name: str) -> str | None:
+    """The painting a style was trained on, when it is among the example images (found by its SHA-256)."""
+    cfg = STYLES[name].config if name in STYLES else None
+    if cfg is None or not cfg.style_name:
+        return None
+    for folder in EXAMPLE_DIRS:
+        path = folder / cfg.style_name
+        if path.is_file() and (
+            not cfg.style_sha256 or hashlib.sha256(path.read_bytes()).hexdigest() == cfg.style_sha256
+        ):
+            return str(path)
+    return None
+
+
+def style_for_painting(path: str) -> str | None:
+    """The instant style trained on exactly this painting file, if there is one."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return next((name for name, fs in STYLES.items() if fs.config.style_sha256 == digest), None)
+
+
+def instant_duration(photo: Image.Image, style: str, size: int, preserve_colors: bool) -> int:
+    """instant_on_gpu's ZeroGPU duration: one forward pass takes well under a second on any GPU."""
+    return 10
+
+
+@GPU(duration=instant_duration)
+def instant_on_gpu(photo: Image.Image, style: str, size: int, preserve_colors: bool) -> Image.Image:
+    """One forward pass of the style's network, on the GPU where there is one."""
+    with COMPUTE:
+        return STYLES[style].stylize(photo, size=size, preserve_colors=preserve_colors)
+
+
+def check_instant(photo: str | None, style: str | None, size: float) -> tuple[Image.Image, str, int]:
+    if not STYLES:
+        raise mistake("No instant styles are installed here; use the Stylize tab (optimisation) instead.")
+    if photo is None:
+        raise mistake("Upload a photo first (or pick an example below).")
+    if style not in STYLES:
+        raise mistake(f"Unknown instant style {style!r}; choose one from the list: {', '.join(STYLES)}.")
+    size = int(size)
+    if not 64 <= size <= INSTANT_MAX_SIZE:
+        raise mistake(f"Output size must be between 64 and {INSTANT_MAX_SIZE} px, got {size}.")
+    return load_upload(photo, "photo"), style, size
+
+
+def instant(
+    photo: str | None = None,
+    style: str | None = None,
+    size: float = INSTANT_DEFAULT_SIZE,
+    preserve_colors: bool = False,
+) -> tuple[list[tuple[str, str]], str, str]:
+    """Stylise a photo instantly with a trained style model (one forward pass of a feed-forward network,
+    Johnson et al. 2016): about a second, against minutes for the optimisation.
+
+    Args:
+        photo: the photo to stylise (an image file: PNG, JPEG or WebP).
+        style: the name of an instant style, e.g. "starry-night" or "shipwreck".
+        size: the longest side of the output in pixels (64 to 1024).
+        preserve_colors: keep the photo's own colours and take only the painting's brush work.
+
+    Returns:
+        The gallery (a list with the stylised image and its caption), a status line, and the PNG file.
+    """
+    img, style, size = check_instant(photo, style, size)
+    t0 = time.perf_counter()
+    try:
+        out = instant_on_gpu(img, style, size, bool(preserve_colors))
+    except Exception as e:
+        raise page_error(e) from None
+    seconds = time.perf_counter() - t0
+    folder = WORK_DIR / "instant" / uuid.uuid4().hex  # Gradio copies it out after the return: pruned later
+    folder.mkdir(parents=True)
+    prune(folder.parent, older_than=3600)
+    path = str(gimg.save_image(out, folder / f"{stem(photo, 'photo')}-{style}.png"))
+    painting = painting_of(style)
+    refine = (
+        "**Refine** continues from this image with the paper's optimisation."
+        if painting
+        else "To **Refine** it with the paper's optimisation, upload the painting it was trained on."
+    )
+    fs = STYLES[style]
+    trained_on = f"a network trained on {fs.config.style_name}" if fs.config.style_name else "a trained network"
+    status = f"**Done** in {seconds:.2f} s · {out.width}×{out.height} px · {trained_on}, on {fs.device.type}. {refine}"
+    return [(path, f"instant · {style}")], status, path
+
+
+def painting_note(painting: str | None) -> str:
+    """What the page says about an uploaded painting: its instant style, or that it needs the optimisation."""
+    if painting is None:
+        return ""
+    name = style_for_painting(painting)
+    if name is not None:
+        return f"This painting has an instant style: **{name}**."
+    opts = PRESETS[APP_DEFAULT_PRESET]
+    return (
+        "No instant style has been trained on this painting. Click **Refine** to render the photo in its style "
+        f"by optimisation (about {format_seconds(SPEED.seconds(schedule(opts)))} here), or use the Stylize tab."
+    )
+
+
+def refine(
+    photo: str | None = None,
+    style: str | None = None,
+    painting: str | None = None,
+    size: float = INSTANT_DEFAULT_SIZE,
+    preserve_colors: bool = False,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
+    """Continue from the instant result with the paper's optimisation (the app's default preset, started from the
+    instant image instead of the photo); its snapshots stream into the same gallery after the instant image.
+
+    Without a style model for the painting, the optimisation starts from the photo.
+    """
+    if photo is None:
+        raise mistake("Upload a photo first (or pick an example below).")
+    uploaded, painting = painting, painting or (painting_of(style) if style in STYLES else None)
+    if painting is None:
+        raise mistake("Upload the painting to refine towards (the style image) first.")
+    size = min(int(size), MAX_SIZE)
+    first: list[tuple[str, str]] = []
+    init = None
+    # From the instant image when its network was trained on this painting; otherwise from the photo.
+    if style in STYLES and (uploaded is None or style_for_painting(uploaded) == style):
+        first, _, init = instant(photo, style, size, preserve_colors)
+    if st is None:
+        raise gr.Error(WEIGHTS_ERROR, print_exception=False)
+    content_img, style_img = load_upload(photo, "photo"), load_upload(painting, "painting")
+    try:
+        plan = st.check_inputs(
+            content_img,
+            [style_img],
+            preset=APP_DEFAULT_PRESET,
+            init_image=init,
+            size=size,
+            preserve_colors=bool(preserve_colors),
+        )
+    except GatysError as e:
+        raise mistake(str(e)) from None
+    name = f"{stem(photo, 'photo')}-x-{stem(painting, 'painting')}-refined"
+    yield from run_stylize(
+        plan,
+        0,
+        name,
+        request,
+        progress,
+        into=(instant_gallery, instant_status, instant_file),
+        first=first,
+        tab="instant",
+    )
+
+
+def stop_refine(request: gr.Request) -> str:
+    return stop(request, "instant", "Refine")
 
 
 # -- Stylize tab ---------------------------------------------------------------------------------------------
@@ -457,31 +687,80 @@ def stylize(
     yield from run_stylize(plan, int(snapshot_every), name.replace("+", "-"), request, progress)
 
 
-def run_stylize(plan: Plan, every: int, name: str, request: gr.Request | None, progress: gr.Progress):
-    """stylize() once its inputs are checked: snapshots every ``every`` steps (0: auto), then ``name``.png."""
+#: ZeroGPU refuses a call whose requested duration is over the visitor's per-call cap ("illegal duration") and
+#: counts the requested time, not the time used, against their daily quota; shorter requests queue first. So a
+#: call asks for its estimate with headroom, never more than this (GATYS_GPU_MAX_SECONDS on the Space).
+GPU_MAX_SECONDS = int(os.environ.get("GATYS_GPU_MAX_SECONDS", "120"))
+
+
+def gpu_seconds(estimate: float) -> int:
+    """The ZeroGPU duration for a call expected to take ``estimate`` s: 1.5x and 5 s of headroom (a busy GPU, the
+    first call's warm-up), at least 10 s, at most GPU_MAX_SECONDS."""
+    return int(min(GPU_MAX_SECONDS, max(10, math.ceil(1.5 * estimate + 5))))
+
+
+def stylize_duration(plan: Plan, every: int) -> int:
+    """stylize_on_gpu's ZeroGPU duration, from the same inputs."""
+    aspect = min(plan.content.size) / max(plan.content.size)
+    return gpu_seconds(SPEED.seconds(schedule(plan.settings, aspect)))
+
+
+@GPU(duration=stylize_duration)
+def stylize_on_gpu(plan: Plan, every: int) -> Iterator[Event]:
+    """The optimisation, on the GPU where there is one: Progress after every step, GalleryImage("stylize") every
+    ``every`` steps and at the last, then Done(StylizeOutput); None as a heartbeat. Closing it stops the run."""
     opts = plan.settings
-    work = schedule(opts, min(plan.content.size) / max(plan.content.size))
-    every = every or auto_every(sum(n for _, n in work))
 
     def job(emit: Emit) -> StylizeOutput:
         def callback(info: StepInfo) -> bool:
+            light = dataclasses.replace(info, pixels=None)
             if info.step % every and info.step != info.total:
-                return emit(Progress(info.step, info))
+                return emit(Progress(info.step, light))
             size_note = f" · {info.size[0]}×{info.size[1]}" if opts.num_scales > 1 else ""
             caption = f"step {info.step}/{info.total} · loss {info.loss:.3g}{size_note}"
-            return emit(Progress(info.step, info)) and emit(GalleryImage(info.image, caption, gallery))
+            return emit(Progress(info.step, light)) and emit(GalleryImage(info.image, caption, "stylize"))
 
         return st.stylize(
-            plan.content, list(plan.styles), preset=opts, style_weights=plan.blend, seed=plan.seed, callback=callback
+            plan.content,
+            list(plan.styles),
+            preset=opts,
+            style_weights=plan.blend,
+            init_image=plan.init_image,
+            seed=plan.seed,
+            callback=callback,
         )
 
-    with running(request, "stylize", sum(n for _, n in work)) as run:
-        shown: list[tuple[str, str]] = []
+    yield from worker_events(job)
+
+
+def run_stylize(
+    plan: Plan,
+    every: int,
+    name: str,
+    request: gr.Request | None,
+    progress: gr.Progress,
+    *,
+    into: tuple[gr.Gallery, gr.Markdown, gr.File] | None = None,
+    first: list[tuple[str, str]] | None = None,
+    tab: str = "stylize",
+):
+    """stylize() once its inputs are checked: snapshots every ``every`` steps (0: auto), then ``name``.png.
+
+    ``into`` are the gallery, status and file components to fill (the Stylize tab's by default); ``first`` are
+    gallery items to keep in front of the snapshots (Refine keeps the instant result there).
+    """
+    opts = plan.settings
+    out_gallery, out_status, out_file = into or (gallery, status, result)
+    work = schedule(opts, min(plan.content.size) / max(plan.content.size))
+    every = every or auto_every(sum(n for _, n in work))
+
+    with running(request, tab, sum(n for _, n in work)) as run:
+        shown: list[tuple[str, str]] = list(first or [])
         # A fresh page for this run. The status line then hosts the progress bar: Gradio shows it over a
         # component until that component's next value, so the status gets none until the end.
-        yield {gallery: [], status: "", result: None}
+        yield {out_gallery: list(shown), out_status: "", out_file: None}
         progress(0, desc="Starting")
-        for event in run.events(job):
+        for event in run.follow(stylize_on_gpu(plan, every)):
             match event:
                 case Progress(step=step, info=info):
                     run.step = step
@@ -489,16 +768,16 @@ def run_stylize(plan: Plan, every: int, name: str, request: gr.Request | None, p
                     progress((step, info.total), desc=f"loss {info.loss:.3g} · about {left} left", unit="steps")
                 case GalleryImage(image=image, caption=caption):
                     shown.append((str(gimg.save_image(image, run.folder / f"{len(shown):04d}.png")), caption))
-                    yield {gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1)}
+                    yield {out_gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1)}
                 case Done(result=out):
                     SPEED.update(out.losses)
                     fl = out.final_losses
                     yield {
-                        gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1),
-                        status: f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
+                        out_gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1),
+                        out_status: f"**Done** in {out.seconds:.0f} s · {out.losses[-1].step} steps · final loss "
                         f"{fl['loss']:.4g} (content {fl['content']:.3g}, style {fl['style']:.3g}) · settings "
                         f"`{opts.name}` · {out.weights} on {out.device}",
-                        result: str(gimg.save_image(out.image, run.folder / f"{name}.png")),
+                        out_file: str(gimg.save_image(out.image, run.folder / f"{name}.png")),
                     }
                 case None:
                     yield gr.skip()
@@ -555,6 +834,43 @@ def reconstruct(
     """
     size, steps = int(size), int(steps)
     content_img, style_img = check_reconstruct(content, style, size, optimizer)
+    total = len(FIG1_CONTENT_LAYERS) * 2 * steps
+    galleries = {"content": fig1_content_out, "style": fig1_style_out}
+    start = time.monotonic()
+    with running(request, "fig1", total) as run:
+        shown: dict[str, list[tuple[str, str]]] = {"content": [], "style": []}
+        yield {fig1_content_out: [], fig1_style_out: [], fig1_status: ""}  # the status then hosts the progress bar
+        progress(0, desc="Starting")
+        for event in run.follow(reconstruct_on_gpu(content_img, style_img, size, steps, optimizer)):
+            n = sum(map(len, shown.values()))
+            match event:
+                case Progress(step=step):
+                    run.step = step
+                    progress((step, run.total), desc=f"Reconstruction {n + 1} of {total // steps}", unit="steps")
+                case GalleryImage(image=image, caption=caption, gallery=key):
+                    shown[key].append((str(gimg.save_image(image, run.folder / f"{n:02d}.png")), caption))
+                    yield {galleries[key]: list(shown[key])}
+                case Done():
+                    yield {
+                        **{galleries[k]: list(items) for k, items in shown.items()},
+                        fig1_status: f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer "
+                        "keeps it; right, the painting's style from ever more layers.",
+                    }
+                case None:
+                    yield gr.skip()
+
+
+def reconstruct_duration(content_img: Image.Image, style_img: Image.Image, size: int, steps: int, optimizer: str):
+    """reconstruct_on_gpu's ZeroGPU duration, from the same inputs: ten runs of ``steps`` steps."""
+    return gpu_seconds(SPEED.seconds([(round(size * size * 0.75), steps * 2 * len(FIG1_CONTENT_LAYERS))]))
+
+
+@GPU(duration=reconstruct_duration)
+def reconstruct_on_gpu(
+    content_img: Image.Image, style_img: Image.Image, size: int, steps: int, optimizer: str
+) -> Iterator[Event]:
+    """Fig. 1's ten optimisations, on the GPU where there is one: Progress after every step, each result as a
+    GalleryImage for the "content" or "style" gallery, then Done. Closing it stops the run."""
     # auto: the library's defaults, Adam for content (L-BFGS fills deep reconstructions with speckle), L-BFGS
     # for style.
     chosen = {} if optimizer == "auto" else {"optimizer": optimizer}
@@ -562,39 +878,18 @@ def reconstruct(
     # Style sets grow by one layer: conv1_1, + conv2_1, ... + conv5_1.
     runs = []
     for layer, layers in zip(FIG1_CONTENT_LAYERS, FIG1_STYLE_SETS):
-        runs.append((st.reconstruct_content, content_img, layer, layer, fig1_content_out))
+        runs.append((st.reconstruct_content, content_img, layer, layer, "content"))
         plus = layers[0] if len(layers) == 1 else f"+ {layers[-1]}"
-        runs.append((st.reconstruct_style, style_img, layers, plus, fig1_style_out))
+        runs.append((st.reconstruct_style, style_img, layers, plus, "style"))
 
     def job(emit: Emit) -> None:
-        for i, (fn, img, arg, caption, into) in enumerate(runs):
-            cb = lambda info, done=i * steps: emit(Progress(done + info.step, info))  # noqa: E731
+        for i, (fn, img, arg, caption, key) in enumerate(runs):
+            cb = lambda info, done=i * steps: emit(Progress(done + info.step, dataclasses.replace(info, pixels=None)))  # noqa: E731
             out = fn(img, arg, size=size, steps=steps, seed=0, callback=cb, **chosen)
-            if out.stopped or not emit(GalleryImage(out.image, caption, into)):
+            if out.stopped or not emit(GalleryImage(out.image, caption, key)):
                 return
 
-    start = time.monotonic()
-    with running(request, "fig1", len(runs) * steps) as run:
-        shown: dict[gr.Gallery, list[tuple[str, str]]] = {fig1_content_out: [], fig1_style_out: []}
-        yield {fig1_content_out: [], fig1_style_out: [], fig1_status: ""}  # the status then hosts the progress bar
-        progress(0, desc="Starting")
-        for event in run.events(job):
-            n = sum(map(len, shown.values()))
-            match event:
-                case Progress(step=step):
-                    run.step = step
-                    progress((step, run.total), desc=f"Reconstruction {n + 1} of {len(runs)}", unit="steps")
-                case GalleryImage(image=image, caption=caption, gallery=into):
-                    shown[into].append((str(gimg.save_image(image, run.folder / f"{n:02d}.png")), caption))
-                    yield {into: list(shown[into])}
-                case Done():
-                    yield {
-                        **{g: list(items) for g, items in shown.items()},
-                        fig1_status: f"**Done** in {time.monotonic() - start:.0f} s: left, the photo as each layer "
-                        "keeps it; right, the painting's style from ever more layers.",
-                    }
-                case None:
-                    yield gr.skip()
+    yield from worker_events(job)
 
 
 def stop_reconstruct(request: gr.Request) -> str:
@@ -621,6 +916,11 @@ def image_input(label: str, **kw: Any) -> gr.Image:
     return component
 
 
+def first_example() -> str | None:
+    """The example photo, pre-filled in the first tab so the first click makes an image."""
+    return next((str(d / "tubingen.jpg") for d in EXAMPLE_DIRS if (d / "tubingen.jpg").is_file()), None)
+
+
 def example_rows() -> list[list[str]]:
     folder = next((d for d in EXAMPLE_DIRS if (d / "tubingen.jpg").is_file()), None)
     if folder is None:
@@ -641,6 +941,8 @@ DEFAULT = PRESETS[APP_DEFAULT_PRESET]  # the Advanced fields start with its valu
 
 #: Both optimisations (Stylize and Fig. 1) share one worker: each uses every core.
 ONE_OPTIMISATION_AT_A_TIME: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="optimiser")
+#: Instant styles are a tenth of a second each: two at a time keep a CPU busy without starving the optimiser.
+INSTANT_CONCURRENCY = 2
 
 
 def live_info(triggers: list, fn: Callable, output: gr.Markdown, **inputs: gr.components.Component) -> None:
@@ -655,6 +957,45 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         "an image is optimised so that its VGG features match the photo's content and the painting's style."
     )
     gr.Markdown(WEIGHTS_LINE, elem_id="weights-line")
+    with gr.Tab("Instant styles", elem_id="instant-tab"), gr.Row():
+        with gr.Column(scale=1):
+            with gr.Row():
+                instant_photo = image_input("Photo", height=220, elem_id="instant-photo", value=first_example())
+                instant_painting = image_input("Painting (for Refine; optional)", height=220, elem_id="painting")
+            instant_style = gr.Dropdown(
+                list(STYLES),
+                value=next(iter(STYLES), None),
+                label="Instant style (a network trained on one painting)",
+                elem_id="instant-style",
+            )
+            with gr.Row():
+                instant_btn = gr.Button("Stylize instantly", variant="primary", elem_id="instant-run")
+                refine_btn = gr.Button("Refine", elem_id="refine")
+                refine_stop = gr.Button("Stop", variant="stop", elem_id="refine-stop")
+            with gr.Row():
+                instant_size = gr.Slider(
+                    64, INSTANT_MAX_SIZE, value=INSTANT_DEFAULT_SIZE, step=32, label="Output size (px)"
+                )
+                instant_preserve = gr.Checkbox(False, label="Keep the photo's colours")
+            painting_info = gr.Markdown("", elem_id="painting-info")
+        with gr.Column(scale=1):
+            instant_gallery = gr.Gallery(
+                label="Result (Refine adds the optimisation's snapshots)",
+                columns=4,
+                height=480,
+                preview=True,
+                object_fit="contain",
+                elem_id="instant-gallery",
+                interactive=False,
+            )
+            instant_status = gr.Markdown(
+                "Pick a photo and a style and click **Stylize instantly**: about a second."
+                if STYLES
+                else "No instant styles are installed here; use the **Stylize** tab.",
+                elem_id="instant-status",
+                min_height=60,
+            )
+            instant_file = gr.File(label="Image (PNG)", elem_id="instant-file", interactive=False, height=90)
     with gr.Tab("Stylize"):
         with gr.Row():
             with gr.Column(scale=1):
@@ -795,6 +1136,25 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         if rows:
             gr.Examples(rows, inputs=[fig1_content, fig1_style], cache_examples=False, example_labels=labels)
 
+    instant_inputs = dict(photo=instant_photo, style=instant_style, size=instant_size, preserve_colors=instant_preserve)
+    instant_btn.click(
+        instant,
+        inputs_kwargs=instant_inputs,
+        outputs=[instant_gallery, instant_status, instant_file],
+        api_name="instant",
+        concurrency_limit=INSTANT_CONCURRENCY,
+        concurrency_id="instant",
+    )
+    refine_event = refine_btn.click(
+        refine,
+        inputs_kwargs=dict(instant_inputs, painting=instant_painting),
+        outputs=[instant_gallery, instant_status, instant_file],
+        api_name="refine",
+        show_progress_on=[instant_status],
+        **ONE_OPTIMISATION_AT_A_TIME,
+    )
+    refine_stop.click(stop_refine, None, instant_status, cancels=[refine_event], api_name="stop_refine", queue=False)
+    instant_painting.change(painting_note, instant_painting, painting_info, api_visibility="private", queue=False)
     preset.change(
         preset_settings,
         preset,
@@ -863,6 +1223,8 @@ if __name__ == "__main__":
     log.setLevel(logging.INFO)  # the app's own lines (one per user mistake); other libraries stay at WARNING
     demo.launch(
         share=True if "--share" in sys.argv[1:] else None,  # None: Gradio reads GRADIO_SHARE
+        # The API as MCP tools (instant, stylize, refine, reconstruct) at /gradio_api/mcp/; needs gradio[mcp].
+        mcp_server="--mcp" in sys.argv[1:] or os.environ.get("GATYS_MCP", "").lower() in ("1", "true", "yes"),
         max_file_size="25mb",
         theme=gr.themes.Soft(),
         css=CSS,

@@ -1,4 +1,4 @@
-"""Assemble the Hugging Face Space (app.py, the gatys package, spaces/README.md, spaces/requirements.txt) and upload it.
+"""Assemble the Hugging Face Space (app.py, gatys, hub/styles, spaces/README.md and requirements.txt) and upload it.
 
     python -m hub.push_space --repo-id NAME                      # create or update the Space
     python -m hub.push_space --repo-id NAME --dry-run [--out DIR]  # write the folder locally and list it
@@ -39,6 +39,9 @@ def assemble(out: Path, *, examples: bool = True) -> list[Path]:
     (out / "gatys").mkdir()
     for src in sorted((ROOT / "gatys").glob("*.py")):
         shutil.copy2(src, out / "gatys" / src.name)
+    # The project's instant styles (fp16, about 0.5 MB each): found by name beside the gatys package.
+    for model in sorted(p.parent for p in (ROOT / "hub" / "styles").glob("*/config.json")):
+        shutil.copytree(model, out / "hub" / "styles" / model.name)
     if examples and all((SHARED_IMAGES / name).is_file() for name in EXAMPLE_IMAGES):
         (out / "examples").mkdir()
         for name in EXAMPLE_IMAGES:

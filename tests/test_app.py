@@ -260,31 +260,134 @@ def test_worker_events(monkeypatch, tiny_weights_dir):
     """A job's events arrive typed and in order; its error is raised in the handler; closing stops the job."""
     monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
     ns = runpy.run_path(str(ROOT / "app.py"))
-    Run, Progress, GalleryImage, Done = ns["Run"], ns["Progress"], ns["GalleryImage"], ns["Done"]
+    worker_events, Run = ns["worker_events"], ns["Run"]
+    Progress, GalleryImage, Done = ns["Progress"], ns["GalleryImage"], ns["Done"]
 
     def job(emit):
-        assert emit(Progress(1, None)) and emit(GalleryImage(make_image(8, 8, 1), "step 1", None))
+        assert emit(Progress(1, None)) and emit(GalleryImage(make_image(8, 8, 1), "step 1", "stylize"))
         return "result"
 
-    events = [e for e in Run(total=1).events(job) if e is not None]
+    events = [e for e in worker_events(job) if e is not None]
     assert [type(e) for e in events] == [Progress, GalleryImage, Done] and events[-1].result == "result"
 
     def failing(emit):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        list(Run(total=1).events(failing))
+        list(worker_events(failing))
+
+    stopped = []
 
     def endless(emit):
         while emit(Progress(1, None)):
             time.sleep(0.01)
+        stopped.append(time.monotonic())
         return "stopped"
 
     run = Run(total=1)
-    events = run.events(endless)
+    events = run.follow(worker_events(endless))
     next(e for e in events if e is not None)
+    closed = time.monotonic()
     events.close()  # what Gradio does on Stop, a closed tab or a cancelled job
     assert run.stop.is_set()
+    deadline = time.monotonic() + 2
+    while not stopped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stopped and stopped[0] - closed < 1, "the job did not end after the generator was closed"
+
+
+def import_app(monkeypatch, weights, gpu_calls=None):
+    """app.py imported as the module ``app`` (pickle finds its classes by module, as in ZeroGPU's worker).
+
+    With ``gpu_calls``, spaces.GPU records each (function, duration) it decorates first, as on ZeroGPU.
+    """
+    import importlib.util
+    import sys
+
+    import spaces
+
+    monkeypatch.setenv("GATYS_WEIGHTS", str(weights))
+    if gpu_calls is not None:
+        real = spaces.GPU
+
+        def recording(task=None, *, duration=None, size=None):
+            def wrap(fn):
+                gpu_calls[fn.__name__] = duration
+                return real(fn, duration=duration, size=size)
+
+            return wrap if task is None else wrap(task)
+
+        monkeypatch.setattr(spaces, "GPU", recording)
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "app", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zerogpu_functions(monkeypatch, tiny_weights_dir, tmp_path):
+    """Every compute path goes through a spaces.GPU function whose duration function takes the same inputs; every
+    value they yield pickles; closing the generator stops the optimisation within one step."""
+    import pickle
+
+    gpu_calls: dict = {}
+    app = import_app(monkeypatch, tiny_weights_dir, gpu_calls)
+    assert set(gpu_calls) == {"stylize_on_gpu", "reconstruct_on_gpu", "instant_on_gpu"}
+    assert gpu_calls["stylize_on_gpu"] is app.stylize_duration
+    assert gpu_calls["reconstruct_on_gpu"] is app.reconstruct_duration
+    make_image(64, 48, 1).save(tmp_path / "c.png")
+    make_image(48, 64, 2).save(tmp_path / "s.png")
+    plan = app.st.check_inputs(str(tmp_path / "c.png"), [str(tmp_path / "s.png")], preset="preview", size=32, steps=3)
+    # Durations: a preview well under a minute; the longest runs capped at what ZeroGPU allows.
+    assert 10 <= app.stylize_duration(plan, 0) < 60
+    long = app.st.check_inputs(str(tmp_path / "c.png"), [str(tmp_path / "s.png")], preset="quality", size=1024)
+    assert app.stylize_duration(long, 0) == app.GPU_MAX_SECONDS
+    assert 10 <= app.reconstruct_duration(None, None, 128, 100, "auto") <= app.GPU_MAX_SECONDS
+    events = list(app.stylize_on_gpu(plan, 1))
+    kinds = [type(e).__name__ for e in events if e is not None]
+    assert kinds == ["Progress", "GalleryImage"] * 3 + ["Done"]
+    for e in events:
+        assert pickle.loads(pickle.dumps(e)) is not None or e is None
+    done = events[-1].result
+    assert done.image.size == (32, 24) and len(done.losses) == 3
+    figs = [
+        type(e).__name__ for e in app.reconstruct_on_gpu(make_image(32, 32, 1), make_image(32, 32, 2), 32, 1, "auto")
+    ]
+    assert figs.count("GalleryImage") == 10 and figs[-1] == "Done"
+    # Closing the generator mid-run (Stop, a closed tab; ZeroGPU closes the worker's copy) stops within a step.
+    plan = app.st.check_inputs(str(tmp_path / "c.png"), [str(tmp_path / "s.png")], preset="preview", size=32, steps=500)
+    gen = app.stylize_on_gpu(plan, 1)
+    for e in gen:
+        if type(e).__name__ == "Progress" and e.step >= 2:
+            break
+    gen.close()
+    assert app.COMPUTE.acquire(timeout=5), "the optimisation kept running after its generator was closed"
+    app.COMPUTE.release()
+
+
+def test_instant_mode(monkeypatch, tiny_weights_dir, tmp_path):
+    """The shipped instant styles load at start, stylise a photo at the asked size in one call, and say which
+    painting they need for Refine; a painting with no style model is told so."""
+    app = import_app(monkeypatch, tiny_weights_dir)
+    assert {"starry-night", "shipwreck"} <= set(app.STYLES)
+    photo = tmp_path / "photo.png"
+    make_image(80, 60, 3).save(photo)
+    shown, status, path = app.instant(str(photo), "starry-night", 64, False)
+    assert Image.open(path).size == (64, 48) and shown[0][0] == path and status.startswith("**Done**")
+    for style, size, message in (("nope", 64, "Unknown instant style"), ("shipwreck", 8, "between 64 and")):
+        with pytest.raises(Exception, match=message):
+            app.instant(str(photo), style, size, False)
+    painting = tmp_path / "painting.png"
+    make_image(50, 50, 4).save(painting)
+    assert "No instant style" in app.painting_note(str(painting))
+    # A painting whose bytes are the ones a model was trained on is recognised by its SHA-256.
+    import dataclasses
+    import hashlib
+
+    fs = app.STYLES["shipwreck"]
+    digest = hashlib.sha256(painting.read_bytes()).hexdigest()
+    monkeypatch.setattr(fs, "config", dataclasses.replace(fs.config, style_sha256=digest))
+    assert app.style_for_painting(str(painting)) == "shipwreck" and "**shipwreck**" in app.painting_note(str(painting))
 
 
 def test_large_upload_is_downscaled_with_a_notice(tmp_path, monkeypatch, tiny_weights_dir):
@@ -300,3 +403,35 @@ def test_large_upload_is_downscaled_with_a_notice(tmp_path, monkeypatch, tiny_we
     assert img.size == (2048, 1024)
     assert notices and "2600×1300" in notices[0] and "downscaled" in notices[0]
     assert ns["load_upload"](None, "content image") is None
+
+
+@pytest.mark.slow
+def test_mcp_server_lists_and_runs_the_instant_tool(tmp_path):
+    """GATYS_MCP=1: the app's API as MCP tools; an MCP client lists them and stylises a small image."""
+    import asyncio
+    import base64
+    import json
+    import urllib.request
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    make_image(80, 60, 3).save(tmp_path / "photo.png")
+    photo = "data:image/png;base64," + base64.b64encode((tmp_path / "photo.png").read_bytes()).decode()
+    with serve(tiny_weights(tmp_path / "weights"), tmp_path / "server.log", GATYS_MCP="1") as (url, _):
+        with urllib.request.urlopen(url + "gradio_api/mcp/schema", timeout=30) as r:
+            schema = {tool["name"]: tool for tool in json.load(r)}
+        assert {"instant", "stylize", "refine", "reconstruct"} <= schema.keys()
+        assert "style" in schema["instant"]["inputSchema"]["properties"]
+
+        async def call() -> tuple[list[str], str]:
+            async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _):  # noqa: SIM117
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    tools = [t.name for t in (await session.list_tools()).tools]
+                    out = await session.call_tool("instant", {"photo": photo, "style": "starry-night", "size": 64})
+                    assert not out.isError, out
+                    return tools, out.content[0].text
+
+        tools, text = asyncio.run(call())
+    assert "instant" in tools and "**Done**" in text and "64×48 px" in text and ".png" in text

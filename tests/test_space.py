@@ -73,7 +73,11 @@ def test_dry_run_writes_and_lists_the_space_folder(tmp_path, capsys):
     assert push_space.main(["--repo-id", "someone/gatys-demo", "--dry-run", "--out", str(out)]) == 0
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"app.py", "README.md", "requirements.txt", "gatys/__init__.py", "gatys/transfer.py"} <= files
-    assert not any("__pycache__" in f or f.startswith(("hub/", "tests/")) for f in files)
+    assert not any("__pycache__" in f or f.startswith("tests/") for f in files)
+    # Of hub/, only the instant styles: each model's three files.
+    shipped = {f for f in files if f.startswith("hub/")}
+    committed = {str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "styles").glob("*/*") if p.is_file()}
+    assert shipped == committed and any(f.endswith("model.safetensors") for f in shipped)
     assert {f for f in files if f.startswith("gatys/")} == {f"gatys/{p.name}" for p in (ROOT / "gatys").glob("*.py")}
     assert (out / "app.py").read_bytes() == (ROOT / "app.py").read_bytes()
     assert (out / "README.md").read_bytes() == (ROOT / "spaces" / "README.md").read_bytes()
