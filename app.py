@@ -28,14 +28,18 @@ except ImportError:  # pragma: no cover - the app's tests install spaces
         return task if task is not None else (lambda fn: fn)
 
 
+import collections
 import contextlib
 import dataclasses
+import functools
 import hashlib
+import inspect
 import logging
 import math
 import os
 import queue
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -85,14 +89,35 @@ except Exception as e:  # the app still starts and says why it cannot run
 
 
 class SpeedEstimate:
-    """Seconds per output pixel per L-BFGS step on this machine, refined from every finished run."""
+    """Seconds per output pixel per L-BFGS step on this machine: the median of the last few finished runs.
 
-    def __init__(self, per_pixel_step: float) -> None:
+    A median, and a move of at most 1.5x per run, so one run on a busy machine cannot double the estimate
+    (the old running mean drifted from 8 to 16 min after two slow runs); the spread of the runs says how sure
+    it is.
+    """
+
+    def __init__(self, per_pixel_step: float, keep: int = 7) -> None:
         self.per_pixel_step = per_pixel_step
+        self.measured: collections.deque[float] = collections.deque(maxlen=keep)
 
     def seconds(self, plan: list[tuple[int, int]]) -> float:
         """Expected seconds for ``plan``: (pixels, steps) per scale."""
         return self.per_pixel_step * sum(px * n for px, n in plan)
+
+    def spread(self) -> tuple[float, float]:
+        """The range the estimate may be off by, as factors (low, high): from the measured runs once there are
+        three, else a first guess's (half to double)."""
+        if len(self.measured) < 3:
+            return 0.5, 2.0
+        return min(self.measured) / self.per_pixel_step, max(self.measured) / self.per_pixel_step
+
+    def describe(self, plan: list[tuple[int, int]]) -> str:
+        """``about 70 s (50 s to 2 min)``: the estimate and how sure it is."""
+        t = self.seconds(plan)
+        lo, hi = self.spread()
+        if hi / lo < 1.3:
+            return f"about {format_seconds(t)}"
+        return f"about {format_seconds(t)} ({format_seconds(t * lo)} to {format_seconds(t * hi)})"
 
     def seconds_left(self, plan: list[tuple[int, int]], step: int, elapsed: float) -> float:
         """Seconds left after ``step`` steps of ``plan``, at the pace the run kept over its ``elapsed`` seconds
@@ -111,8 +136,11 @@ class SpeedEstimate:
         if len(losses) < 10 or work < 2_000_000:  # short or tiny runs measure overhead, not the network
             return
         measured = (losses[-1].elapsed - losses[0].elapsed) / work
-        if math.isfinite(measured) and measured > 0:
-            self.per_pixel_step = 0.5 * self.per_pixel_step + 0.5 * measured
+        if not (math.isfinite(measured) and measured > 0):
+            return
+        self.measured.append(measured)
+        median = statistics.median(self.measured)
+        self.per_pixel_step = min(1.5 * self.per_pixel_step, max(self.per_pixel_step / 1.5, median))
 
 
 #: Measured on this project's 2-core CPU (256x192 px: 0.23 s/step); for a GPU a rough first guess (30x faster)
@@ -324,8 +352,37 @@ def load_upload(path: str | None, name: str) -> Image.Image | None:
             img = gimg.resize_longest(img, MAX_UPLOAD_SIDE, name)
             gr.Warning(f"The {name} is {w}×{h} px; it was downscaled to {img.width}×{img.height} px.")
     except GatysError as e:
-        raise mistake(str(e)) from None
+        raise mistake(without_path(str(e), path, name)) from None
     return img
+
+
+def status_on_error(handler: Callable, status_of: Callable[[], gr.Markdown]) -> Callable:
+    """``handler`` as a generator that, when it fails with a message for the visitor, first writes that message
+    into its status line (``status_of()``: the component, looked up when it runs), then raises it as before (the
+    toast, and the error an API client gets). Without this the status kept its old text under an Error badge."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            out = handler(*args, **kwargs)
+            if inspect.isgenerator(out):
+                yield from out
+            else:
+                yield out
+        except gr.Error as e:
+            yield {status_of(): f"⚠️ **{e.message}**"}
+            raise
+
+    return wrapped
+
+
+def without_path(message: str, path: str, role: str) -> str:
+    """A library message about an upload, for the page: the server's temporary path left out (the message names
+    the upload by its role instead: "The content image is damaged..."), and a capital first letter."""
+    message = message.replace(f" {path}", "").replace(path, f"the {role}")
+    if message.startswith(role):
+        message = f"the {message}"
+    return message[:1].upper() + message[1:]
 
 
 def format_seconds(s: float) -> str:
@@ -485,7 +542,7 @@ def painting_note(painting: str | None) -> str:
     opts = PRESETS[APP_DEFAULT_PRESET]
     return (
         "No instant style has been trained on this painting. Click **Refine** to render the photo in its style "
-        f"by optimisation (about {format_seconds(SPEED.seconds(schedule(opts)))} here), or use the Stylize tab."
+        f"by optimisation ({SPEED.describe(schedule(opts))} here), or use the Stylize tab."
     )
 
 
@@ -597,8 +654,8 @@ def preset_info(preset: str, size: float, steps: float, scales: float) -> str:
     machine = "this CPU" if st is None or st.device.type == "cpu" else f"this {st.device.type.upper()}"
     scales_note = f", {opts.num_scales} scales" if opts.num_scales > 1 else ""
     return (
-        f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: about "
-        f"{format_seconds(SPEED.seconds(schedule(opts)))}** ({opts.size} px, {opts.steps} steps{scales_note})."
+        f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: "
+        f"{SPEED.describe(schedule(opts))}** ({opts.size} px, {opts.steps} steps{scales_note})."
     )
 
 
@@ -791,10 +848,10 @@ def stop_stylize(request: gr.Request) -> str:
 
 
 def fig1_info(size: float, steps: float) -> str:
-    eta = SPEED.seconds([(round(int(size) ** 2 * 0.75), int(steps) * 10)])
+    eta = SPEED.describe([(round(int(size) ** 2 * 0.75), int(steps) * 10)])
     return (
         f"Ten reconstructions from white noise (five content, five style), {int(steps)} steps each at "
-        f"{int(size)} px: **about {format_seconds(eta)}** here."
+        f"{int(size)} px: **{eta}** here."
     )
 
 
@@ -899,9 +956,21 @@ def stop_reconstruct(request: gr.Request) -> str:
 # -- the page ------------------------------------------------------------------------------------------------
 
 
-def image_input(label: str, **kw: Any) -> gr.Image:
-    """An image upload that Gradio passes through untouched (``gatys.image`` reads it), and whose unreadable
-    files raise a plain gr.Error: Gradio's own message names its internals."""
+def check_upload(path: str | None, role: str) -> str | None:
+    """An upload as it arrives: read (JPEGs at a reduced size, so this is quick) or refused with one line."""
+    if path is not None:
+        try:
+            gimg.load_image(path, max_side=256, name=role)
+        except GatysError as e:
+            raise mistake(without_path(str(e), path, role)) from None
+    return path
+
+
+def image_input(label: str, role: str | None = None, **kw: Any) -> gr.Image:
+    """An image upload that Gradio passes through untouched (``gatys.image`` reads it), checked when it arrives:
+    a file that is not a readable image is refused there with a plain line (Gradio's own message names its
+    internals) and the upload is cleared, instead of showing a broken image until the run is asked for."""
+    role = role or label.lower()
     component = gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"], **kw)
     gradio_preprocess = component.preprocess
 
@@ -909,10 +978,14 @@ def image_input(label: str, **kw: Any) -> gr.Image:
         try:
             return gradio_preprocess(payload)
         except Exception:
-            raise mistake(f"The {label.lower()} is not an image file we can read; use PNG, JPEG or WebP.") from None
+            raise mistake(f"The {role} is not an image file we can read; use PNG, JPEG or WebP.") from None
 
     # On the instance, not in a subclass: a gr.Image subclass makes Gradio write an app.pyi stub beside app.py.
     component.preprocess = preprocess
+    checked = component.upload(
+        lambda path: check_upload(path, role), component, component, queue=False, api_visibility="private"
+    )
+    checked.failure(lambda: None, None, component, queue=False, api_visibility="private")
     return component
 
 
@@ -959,12 +1032,10 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
     gr.Markdown(WEIGHTS_LINE, elem_id="weights-line")
     with gr.Tab("Instant styles", elem_id="instant-tab"), gr.Row():
         with gr.Column(scale=1):
-            with gr.Row():
-                instant_photo = image_input("Photo", height=220, elem_id="instant-photo", value=first_example())
-                instant_painting = image_input("Painting (for Refine; optional)", height=220, elem_id="painting")
+            instant_photo = image_input("Photo", height=220, elem_id="instant-photo", value=first_example())
             instant_style = gr.Dropdown(
                 list(STYLES),
-                value=next(iter(STYLES), None),
+                value="starry-night" if "starry-night" in STYLES else next(iter(STYLES), None),
                 label="Instant style (a network trained on one painting)",
                 elem_id="instant-style",
             )
@@ -977,6 +1048,12 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     64, INSTANT_MAX_SIZE, value=INSTANT_DEFAULT_SIZE, step=32, label="Output size (px)"
                 )
                 instant_preserve = gr.Checkbox(False, label="Keep the photo's colours")
+            instant_painting = image_input(
+                "Painting, for Refine (found for the built-in styles; any other painting refines from the photo)",
+                "painting",
+                height=160,
+                elem_id="painting",
+            )
             painting_info = gr.Markdown("", elem_id="painting-info")
         with gr.Column(scale=1):
             instant_gallery = gr.Gallery(
@@ -996,102 +1073,102 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                 min_height=60,
             )
             instant_file = gr.File(label="Image (PNG)", elem_id="instant-file", interactive=False, height=90)
-    with gr.Tab("Stylize"):
-        with gr.Row():
-            with gr.Column(scale=1):
+    with gr.Tab("Stylize"), gr.Row():
+        with gr.Column(scale=1):
+            # The main action in the first screen (1280x800): uploads, preset, the buttons; the rest below.
+            with gr.Row():
+                content = image_input("Content image", height=220, elem_id="content")
+                style = image_input("Style image", height=220, elem_id="style")
+            preset = gr.Dropdown(
+                PRESET_CHOICES,
+                value=APP_DEFAULT_PRESET,
+                label="Preset (the paper's settings by figure)",
+                elem_id="preset",
+            )
+            with gr.Row():
+                run_btn = gr.Button("Stylize", variant="primary", elem_id="run")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+            rows = example_rows()
+            labels = ["Tübingen × The Starry Night", "Tübingen × The Shipwreck of the Minotaur"][: len(rows)]
+            if rows:
+                gr.Examples(rows, inputs=[content, style], cache_examples=False, example_labels=labels)
+            info = gr.Markdown(
+                preset_info(APP_DEFAULT_PRESET, DEFAULT.size, DEFAULT.steps, DEFAULT.num_scales),
+                elem_id="preset-info",
+            )
+            style_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style image weight")
+            with gr.Accordion("Blend more styles", open=False):
+                gr.Markdown("Style images are blended by their weights (normalised to sum to 1).")
                 with gr.Row():
-                    content = image_input("Content image", height=260, elem_id="content")
-                    style = image_input("Style image", height=260, elem_id="style")
-                style_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style image weight")
-                with gr.Accordion("Blend more styles", open=False):
-                    gr.Markdown("Style images are blended by their weights (normalised to sum to 1).")
-                    with gr.Row():
-                        style_2 = image_input("Style image 2", height=180)
-                        style_3 = image_input("Style image 3", height=180)
-                    with gr.Row():
-                        style_2_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 2 weight")
-                        style_3_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 3 weight")
-                preset = gr.Dropdown(
-                    PRESET_CHOICES,
-                    value=APP_DEFAULT_PRESET,
-                    label="Preset (the paper's settings by figure)",
-                    elem_id="preset",
-                )
-                info = gr.Markdown(
-                    preset_info(APP_DEFAULT_PRESET, DEFAULT.size, DEFAULT.steps, DEFAULT.num_scales),
-                    elem_id="preset-info",
+                    style_2 = image_input("Style image 2", height=180)
+                    style_3 = image_input("Style image 3", height=180)
+                with gr.Row():
+                    style_2_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 2 weight")
+                    style_3_weight = gr.Slider(0, 5, value=1, step=0.1, label="Style 3 weight")
+            with gr.Accordion("Advanced (filled in by the preset)", open=False):
+                alpha_beta = gr.Slider(
+                    -6,
+                    0,
+                    value=ratio_log10(DEFAULT),
+                    step=0.25,
+                    label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
+                    elem_id="alpha-beta",
                 )
                 with gr.Row():
-                    run_btn = gr.Button("Stylize", variant="primary", elem_id="run")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                with gr.Accordion("Advanced (filled in by the preset)", open=False):
-                    alpha_beta = gr.Slider(
-                        -6,
-                        0,
-                        value=ratio_log10(DEFAULT),
-                        step=0.25,
-                        label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
-                        elem_id="alpha-beta",
+                    steps = gr.Slider(
+                        1,
+                        2000,
+                        value=DEFAULT.steps,
+                        step=1,
+                        label="Steps (at the finest scale)",
+                        elem_id="steps",
                     )
-                    with gr.Row():
-                        steps = gr.Slider(
-                            1,
-                            2000,
-                            value=DEFAULT.steps,
-                            step=1,
-                            label="Steps (at the finest scale)",
-                            elem_id="steps",
-                        )
-                        size = gr.Slider(
-                            64,
-                            MAX_SIZE,
-                            value=DEFAULT.size,
-                            step=32,
-                            label="Output size (longest side, px)",
-                            elem_id="size",
-                        )
-                    with gr.Row():
-                        scales = gr.Slider(1, 4, value=DEFAULT.num_scales, step=1, label="Scales (coarse to fine)")
-                        snapshot_every = gr.Slider(
-                            0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)", elem_id="snapshot-every"
-                        )
-                    style_layers = gr.CheckboxGroup(
-                        list(PAPER_STYLE_LAYERS), value=layers_shown(DEFAULT), label="Style layers"
+                    size = gr.Slider(
+                        64,
+                        MAX_SIZE,
+                        value=DEFAULT.size,
+                        step=32,
+                        label="Output size (longest side, px)",
+                        elem_id="size",
                     )
-                    init = gr.Radio(
-                        [("White noise (the paper)", "noise"), ("Content image", "content"), ("Style image", "style")],
-                        value=DEFAULT.init,
-                        label="Start from",
-                        elem_id="init",
+                with gr.Row():
+                    scales = gr.Slider(1, 4, value=DEFAULT.num_scales, step=1, label="Scales (coarse to fine)")
+                    snapshot_every = gr.Slider(
+                        0, 200, value=0, step=1, label="Snapshot every N steps (0: auto)", elem_id="snapshot-every"
                     )
-                    with gr.Row():
-                        style_scale = gr.Slider(0.25, 4, value=DEFAULT.style_scale, step=0.05, label="Style scale")
-                        tv_weight = gr.Number(
-                            DEFAULT.tv_weight, minimum=0, label="TV weight (smoothness; not in the paper)"
-                        )
-                    with gr.Row():
-                        seed = gr.Number(0, precision=0, label="Seed (empty: random)")
-                        preserve_colors = gr.Checkbox(DEFAULT.preserve_colors, label="Preserve the photo's colours")
-            with gr.Column(scale=1):
-                gallery = gr.Gallery(
-                    label="Snapshots (newest selected)",
-                    columns=4,
-                    height=560,
-                    preview=True,
-                    object_fit="contain",
-                    elem_id="stylize-gallery",
-                    interactive=False,
+                style_layers = gr.CheckboxGroup(
+                    list(PAPER_STYLE_LAYERS), value=layers_shown(DEFAULT), label="Style layers"
                 )
-                status = gr.Markdown(
-                    "Upload two images (or pick an example below) and click **Stylize**.",
-                    elem_id="status",
-                    min_height=80,
+                init = gr.Radio(
+                    [("White noise (the paper)", "noise"), ("Content image", "content"), ("Style image", "style")],
+                    value=DEFAULT.init,
+                    label="Start from",
+                    elem_id="init",
                 )
-                result = gr.File(label="Final image (PNG)", elem_id="result", interactive=False, height=110)
-        rows = example_rows()
-        labels = ["Tübingen × The Starry Night", "Tübingen × The Shipwreck of the Minotaur"][: len(rows)]
-        if rows:
-            gr.Examples(rows, inputs=[content, style], cache_examples=False, example_labels=labels)
+                with gr.Row():
+                    style_scale = gr.Slider(0.25, 4, value=DEFAULT.style_scale, step=0.05, label="Style scale")
+                    tv_weight = gr.Number(
+                        DEFAULT.tv_weight, minimum=0, label="TV weight (smoothness; not in the paper)"
+                    )
+                with gr.Row():
+                    seed = gr.Number(0, precision=0, label="Seed (empty: random)")
+                    preserve_colors = gr.Checkbox(DEFAULT.preserve_colors, label="Preserve the photo's colours")
+        with gr.Column(scale=1):
+            gallery = gr.Gallery(
+                label="Snapshots (newest selected)",
+                columns=4,
+                height=560,
+                preview=True,
+                object_fit="contain",
+                elem_id="stylize-gallery",
+                interactive=False,
+            )
+            status = gr.Markdown(
+                "Upload two images (or pick an example on the left) and click **Stylize**.",
+                elem_id="status",
+                min_height=80,
+            )
+            result = gr.File(label="Final image (PNG)", elem_id="result", interactive=False, height=110)
 
     with gr.Tab("Fig. 1: what each layer keeps"):
         gr.Markdown(
@@ -1138,7 +1215,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
 
     instant_inputs = dict(photo=instant_photo, style=instant_style, size=instant_size, preserve_colors=instant_preserve)
     instant_btn.click(
-        instant,
+        status_on_error(instant, lambda: instant_status),
         inputs_kwargs=instant_inputs,
         outputs=[instant_gallery, instant_status, instant_file],
         api_name="instant",
@@ -1146,7 +1223,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         concurrency_id="instant",
     )
     refine_event = refine_btn.click(
-        refine,
+        status_on_error(refine, lambda: instant_status),
         inputs_kwargs=dict(instant_inputs, painting=instant_painting),
         outputs=[instant_gallery, instant_status, instant_file],
         api_name="refine",
@@ -1173,7 +1250,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
     )
     # Inputs by parameter name: the API's /stylize takes them in this order (positional callers depend on it).
     run_event = run_btn.click(
-        stylize,
+        status_on_error(stylize, lambda: status),
         inputs_kwargs=dict(
             content=content,
             style=style,
@@ -1203,7 +1280,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
     live_info([fig1_size.change, fig1_steps.change], fig1_info, fig1_eta, size=fig1_size, steps=fig1_steps)
     fig1_event = fig1_btn.click(
-        reconstruct,
+        status_on_error(reconstruct, lambda: fig1_status),
         inputs_kwargs=dict(
             content=fig1_content, style=fig1_style, size=fig1_size, steps=fig1_steps, optimizer=fig1_optimizer
         ),

@@ -435,3 +435,70 @@ def test_mcp_server_lists_and_runs_the_instant_tool(tmp_path):
 
         tools, text = asyncio.run(call())
     assert "instant" in tools and "**Done**" in text and "64×48 px" in text and ".png" in text
+
+
+def test_time_estimates_are_robust(monkeypatch, tiny_weights_dir):
+    """The estimate is the median of recent runs, moves at most 1.5x per run (one slow run cannot double it),
+    and says how sure it is."""
+    from gatys import StepInfo
+
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    ns = runpy.run_path(str(ROOT / "app.py"))
+    speed = ns["SpeedEstimate"](1e-6)
+    plan = [(256 * 192, 150)]
+
+    def run(per_pixel_step: float) -> list:
+        px = 256 * 192
+        return [StepInfo(i, 100, 1.0, 1.0, 1.0, 0.0, 0, (256, 192), i * px * per_pixel_step) for i in range(100)]
+
+    assert "(" in speed.describe(plan)  # a first guess says it may be off by half or double
+    speed.update(run(1e-6))
+    speed.update(run(1e-6))
+    speed.update(run(3e-6))  # one run on a busy machine
+    assert speed.per_pixel_step == pytest.approx(1e-6)
+    speed.update(run(3e-6))
+    assert speed.per_pixel_step == pytest.approx(1.5e-6)  # the median of 1, 1, 3, 3 is 2: at most 1.5x per run
+    speed = ns["SpeedEstimate"](1e-6)
+    speed.update(run(4e-6))
+    assert speed.per_pixel_step == pytest.approx(1.5e-6)
+    assert "to" in speed.describe(plan)
+    speed = ns["SpeedEstimate"](1e-6)
+    for _ in range(3):
+        speed.update(run(1.2e-6))
+    assert speed.describe(plan) == f"about {ns['format_seconds'](speed.seconds(plan))}"  # agreeing runs: no range
+
+
+def test_upload_errors_name_the_role_not_the_server_path(monkeypatch, tiny_weights_dir, tmp_path):
+    """A damaged or non-image upload is refused when it arrives, in a line that names it by its role and shows
+    no server path; a failing handler writes its message into the status line before raising it."""
+    import gradio as gr
+
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    ns = runpy.run_path(str(ROOT / "app.py"))
+    good = tmp_path / "good.jpg"
+    make_image(300, 200, 1).save(good, quality=90)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:1500])
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not an image at all")
+    assert ns["check_upload"](str(good), "content image") == str(good)
+    for bad in (truncated, fake):
+        with pytest.raises(gr.Error) as e:
+            ns["check_upload"](str(bad), "content image")
+        assert str(tmp_path) not in e.value.message and e.value.message.startswith("The content image")
+        with pytest.raises(gr.Error) as e:
+            ns["load_upload"](str(bad), "style image")
+        assert str(tmp_path) not in e.value.message and e.value.message[0].isupper()
+
+    status = object()
+
+    def handler(x):
+        yield {"gallery": x}
+        raise gr.Error("Upload a photo first.")
+
+    wrapped = ns["status_on_error"](handler, lambda: status)
+    seen = []
+    with pytest.raises(gr.Error):
+        for update in wrapped(1):
+            seen.append(update)
+    assert seen == [{"gallery": 1}, {status: "⚠️ **Upload a photo first.**"}]

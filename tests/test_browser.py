@@ -54,9 +54,14 @@ def page(browser, server):
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(server[0])
-    page.wait_for_selector("#run")
+    page.wait_for_selector("#instant-run")  # the first tab: instant styles
     yield page
     context.close()
+
+
+def open_stylize(page) -> None:
+    page.get_by_role("tab", name="Stylize", exact=True).click()
+    page.wait_for_selector("#run")
 
 
 @pytest.fixture
@@ -76,9 +81,9 @@ def shoot(tmp_path):
 
 
 def upload(page, content: Path, style: Path) -> None:
-    files = page.locator("input[type=file]")  # content, style, styles 2 and 3, then the Fig. 1 tab's
-    files.nth(0).set_input_files(str(content))
-    files.nth(1).set_input_files(str(style))
+    open_stylize(page)
+    page.locator("#content input[type=file]").set_input_files(str(content))
+    page.locator("#style input[type=file]").set_input_files(str(style))
     page.wait_for_selector("#content img")
     page.wait_for_selector("#style img")
 
@@ -116,6 +121,7 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):
 
 def test_gallery_fills_step_by_step(page, shoot):
     # The presets fill the Advanced fields.
+    open_stylize(page)
     page.get_by_text("Advanced (filled in by the preset)").click()
     choose_preset(page, "Fig. 2 E–F")
     wait_for(lambda: number(page, "steps").input_value() == "500", 10, "the Fig. 2 E-F preset's steps")
@@ -185,7 +191,7 @@ def test_closed_tab_ends_the_run(browser, server):
     context = browser.new_context()
     page = context.new_page()
     page.goto(server[0])
-    page.wait_for_selector("#run")
+    page.wait_for_selector("#instant-run")
     start_long_run(page)
     context.close()
     seconds, _ = wait_idle(pid, within=30)
@@ -205,3 +211,72 @@ def test_fig1_tab_fills_both_galleries(page, shoot):
         assert page.locator(f"{gallery} img").count() == 5
     assert page.locator("#fig1-content").get_by_text("conv5_1", exact=True).count() >= 1
     assert page.locator("#fig1-style").get_by_text("+ conv5_1", exact=True).count() >= 1
+
+
+def instant_status(page) -> str:
+    return page.locator("#instant-status").inner_text()
+
+
+def test_instant_style_then_refine(page, server, shoot):
+    """A new visitor's first click (the example photo is already there) makes an image within seconds; Refine
+    streams the optimisation's snapshots into the same gallery after it; Stop ends it."""
+    page.wait_for_selector("#instant-photo img")
+    start = time.monotonic()
+    page.locator("#instant-run").click()
+    wait_for(lambda: "Done" in instant_status(page), 60, "the instant image")
+    first_image = time.monotonic() - start
+    assert page.locator("#instant-gallery").get_by_text("instant · ").count() >= 1
+    shoot(page, "instant")
+    print(f"time to the first image, instant mode, from the click: {first_image:.2f} s")
+    assert first_image < 15, f"the instant image took {first_image:.1f} s"
+    page.locator("#refine").click()
+    thumbs = page.locator("#instant-gallery .thumbnail-small")
+    wait_for(lambda: thumbs.count() >= 3, 180, "the instant image and two refine snapshots")
+    shoot(page, "refine")
+    page.locator("#refine-stop").click()
+    wait_for(lambda: "Stopped" in instant_status(page), 10, "the status to say Stopped")
+    wait_idle(server[1].pid, within=10)
+    assert page.locator("#instant-gallery").get_by_text("step ").count() >= 1
+    assert "Traceback" not in page.content()
+
+
+def test_second_visitor_sees_the_queue(browser, server, shoot):
+    """While one visitor's optimisation runs, a second visitor's run waits and the page says so."""
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 800}) for _ in range(2)]
+    first, second = (c.new_page() for c in contexts)
+    try:
+        for p in (first, second):
+            p.set_default_timeout(60_000)
+            p.goto(server[0])
+            p.wait_for_selector("#instant-run")
+        start_long_run(first)
+        upload(second, CONTENT, STYLE)
+        second.locator("#run").click()
+        text = wait_for(lambda: "queue" in (t := status(second).lower()) and t, 30, "the queue position")
+        shoot(second, "queued")
+        print(f"second visitor's status while queued: {text!r}")
+        first.locator("#stop").click()
+        wait_for(lambda: snapshots(second) >= 1, 180, "the second visitor's run to start")
+        second.locator("#stop").click()
+        wait_idle(server[1].pid, within=15)
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_first_screens_at_desktop_and_phone_sizes(browser, server, shoot):
+    """The main action is in the first screen at 1280x800 (both tabs) and on a 390x844 phone."""
+    for width, height in ((1280, 800), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.goto(server[0])
+        page.wait_for_selector("#instant-run")
+        box = page.locator("#instant-run").bounding_box()
+        shoot(page, f"first-screen-{width}x{height}")
+        assert box is not None and box["y"] + box["height"] <= height, f"{width}x{height}: button at {box}"
+        if width > 600:
+            open_stylize(page)
+            box = page.locator("#run").bounding_box()
+            shoot(page, f"stylize-tab-{width}x{height}")
+            assert box["y"] + box["height"] <= height, f"Stylize button below the fold: {box}"
+        context.close()
