@@ -61,7 +61,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     p = Path(path)
     with _open(p) as c:
         if not c.streams.video:
-            raise ImageError(f"{p} has no video stream; give a video file such as .mp4")
+            raise ImageError(f"{p} has no video stream (or no frames); give a video with at least one frame")
         v = c.streams.video[0]
         rate = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
         width, height = v.codec_context.width, v.codec_context.height
@@ -77,6 +77,8 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     av = _av()
     p = Path(path)
     with _open(p) as c:
+        if not c.streams.video:
+            raise ImageError(f"{p} has no video stream; give a video file such as .mp4")
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         try:

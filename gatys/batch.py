@@ -150,6 +150,21 @@ def remove_leftovers(output: Path) -> None:
                 tmp.unlink()
 
 
+def process_state() -> Any:
+    """accelerate's ``PartialState`` for this process: one process, or one of those ``accelerate launch`` started.
+
+    On a machine without a GPU, processes started together are joined over gloo (accelerate's MULTI_CPU), as
+    :mod:`gatys.train` does. accelerate 1.x's ``launch --cpu --num_processes N`` starts one process unless
+    ``mpirun`` is set up; ``accelerate launch --multi_gpu --num_processes N`` (torchrun underneath) or ``torchrun
+    --nproc_per_node N -m gatys.batch`` start N CPU processes.
+    """
+    import torch
+    from accelerate import PartialState
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=launched and not torch.cuda.is_available())
+
+
 def optimization_renderer(st: Any, style: Any, **options: Any) -> Render:
     """A :data:`Render` running :meth:`gatys.StyleTransfer.stylize` with ``options`` (each photo's seed)."""
 
@@ -193,9 +208,7 @@ def run_batch(
     A photo that fails (unreadable, too small...) is reported and the batch goes on; Ctrl-C stops it.
     """
     if state is None:
-        from accelerate import PartialState
-
-        state = PartialState()
+        state = process_state()
     start = time.perf_counter()
     results: list[ItemResult] = []
     with state.split_between_processes(list(items)) as mine:
@@ -214,12 +227,18 @@ def run_batch(
         finally:
             if bar is not None:
                 bar.close()
-    if state.num_processes > 1:
+    if state.num_processes > 1 and _distributed():
         from accelerate.utils import gather_object
 
         results = list(gather_object(results))
     results.sort(key=lambda r: r.item.source.as_posix())
     return BatchReport(results, time.perf_counter() - start, state.num_processes)
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def _render_one(item: BatchItem, render: Render, process: int) -> ItemResult:
@@ -285,10 +304,8 @@ def _renderer(args: argparse.Namespace) -> Render:
 
 def main(argv: list[str] | None = None, prog: str = "gatys batch") -> int:
     """``gatys batch``: one-line errors with exit status 2; 1 when some photo failed; the summary on stderr."""
-    from accelerate import PartialState
-
     args = _parser(prog).parse_args(argv)
-    state = PartialState()
+    state = process_state()
     try:
         if bool(args.style) == bool(args.model):
             raise ConfigError("give either --style PAINTING (optimisation) or --model MODEL (a trained network)")
