@@ -353,10 +353,20 @@ def optimize_scale(
     targets = build_targets(model, settings, scale.net_content, scale.styles, blend, scale.content_scale)
     if settings.style_balance == "gradient" and targets.grams:
         targets.style_weights = balance_style_weights(model, x, targets)
+    optimize_targets(model, x, settings, targets, scale.steps, precision, report)
+
+
+def optimize_targets(
+    model: VGGFeatures, x: torch.Tensor, settings: Preset, targets: Targets, steps: int, precision: str, report: Report
+) -> None:
+    """``steps`` steps of the chosen optimiser on ``x`` (a leaf, in place) against ready ``targets``.
+
+    What :func:`optimize_scale` runs once its targets are built; :mod:`gatys.tiling` runs it per tile.
+    """
     param = FourierImage(x) if settings.parameterization == "fourier" else PixelImage(x)
-    f = Evaluation(model, param.image, targets, precision, scale.steps, report)
+    f = Evaluation(model, param.image, targets, precision, steps, report)
     if settings.optimizer == "lbfgs":
-        run_lbfgs(param.leaves, f, scale.steps)
+        run_lbfgs(param.leaves, f, steps)
         final = f.best_x
     else:
         run_adam(param.leaves, f, settings.learning_rate, box=isinstance(param, PixelImage))

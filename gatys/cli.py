@@ -150,13 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --weights")
     parser.add_argument("--local-files-only", action="store_true", help="never download weights")
     parser.add_argument("--device", default=None, help="force a device (cpu, cuda, cuda:1); default: accelerate's pick")
+    parser.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="memory the run may use (e.g. 2GB, 512MB); a larger output is made in tiles [80%% of the free memory]",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_preset_options(parser)
     return parser
 
 
 #: The library words its advice without naming flags; here it names the command line's.
-_FLAG_WORDING = {"a larger output size": "a larger --size", "the lbfgs optimizer": "--optimizer lbfgs"}
+_FLAG_WORDING = {
+    "a larger output size": "a larger --size",
+    "the lbfgs optimizer": "--optimizer lbfgs",
+    "max_memory": "--max-memory",
+}
 
 
 def _err(message: str) -> int:
@@ -199,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         opts = get_preset(args.preset).with_overrides(**overrides)
         if args.save_every < 0:
             raise GatysError(f"--save-every must be >= 0, got {args.save_every}")
+        if args.max_memory is not None:
+            from .tiling import parse_memory
+
+            parse_memory(args.max_memory)
         st = StyleTransfer.from_pretrained(
             args.weights, revision=args.revision, local_files_only=args.local_files_only, device=args.device
         )
@@ -215,10 +229,14 @@ def main(argv: list[str] | None = None) -> int:
             callback=save_snapshot if args.save_every else None,
             progress=not args.quiet,
             precision=args.precision,
+            max_memory=args.max_memory,
         )
-        st.check_inputs(args.content, args.styles, **options)
+        plan = st.check_inputs(args.content, args.styles, **options)
+        schedule = st.schedule(plan)
         print(
-            f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {sum(opts.scale_steps())} steps",
+            f"gatys: weights {st.description}; preset {opts.name}; {opts.size} px, {schedule.total_steps} steps"
+            + (f" ({schedule.describe()})" if schedule.tiled else "")
+            + f"; about {_duration(st.estimate_seconds(plan, schedule))}",
             file=sys.stderr,
         )
         out = st.stylize(args.content, args.styles, **options)
@@ -237,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _fast_outputs(photos: list[str], output: str, model: str) -> list[Any]:
@@ -258,10 +280,12 @@ def _fast(args: argparse.Namespace) -> int:
     """``gatys PHOTO [PHOTO ...] --model MODEL -o OUT``: one forward pass per photo, each written atomically."""
     from . import image as im
     from .feedforward import FastStyle
+    from .tiling import parse_memory
 
     photos = [args.content, *args.styles]
     size = args.size  # None: each photo's own size
     try:
+        max_memory = None if args.max_memory is None else parse_memory(args.max_memory)
         outputs = _fast_outputs(photos, args.output, args.model)
         for i, photo in enumerate(photos):  # every photo readable before the model loads
             im.load_image(photo, name=f"photo {i + 1}" if len(photos) > 1 else "photo")
@@ -271,7 +295,7 @@ def _fast(args: argparse.Namespace) -> int:
         print(f"gatys: model {fs.description}", file=sys.stderr)
         for photo, out_path in zip(photos, outputs):
             t0 = time.perf_counter()
-            img = fs.stylize(photo, size=size, preserve_colors=bool(args.preserve_colors))
+            img = fs.stylize(photo, size=size, preserve_colors=bool(args.preserve_colors), max_memory=max_memory)
             im.save_image(img, out_path)
             print(
                 f"gatys: wrote {out_path} ({img.width}x{img.height}) in {time.perf_counter() - t0:.2f} s",

@@ -349,11 +349,21 @@ class FastStyle:
 
     @overload
     def stylize(  # type: ignore[overload-overlap]  # str and bytes are Sequences too
-        self, image_or_images: ImageInput, *, size: int | None = None, preserve_colors: bool = False
+        self,
+        image_or_images: ImageInput,
+        *,
+        size: int | None = None,
+        preserve_colors: bool = False,
+        max_memory: str | int | None = None,
     ) -> Image.Image: ...
     @overload
     def stylize(
-        self, image_or_images: Sequence[ImageInput], *, size: int | None = None, preserve_colors: bool = False
+        self,
+        image_or_images: Sequence[ImageInput],
+        *,
+        size: int | None = None,
+        preserve_colors: bool = False,
+        max_memory: str | int | None = None,
     ) -> list[Image.Image]: ...
     def stylize(
         self,
@@ -361,6 +371,7 @@ class FastStyle:
         *,
         size: int | None = None,
         preserve_colors: bool = False,
+        max_memory: str | int | None = None,
     ) -> Image.Image | list[Image.Image]:
         """Stylise one image (returns a PIL image) or a list of them (returns a list), one forward pass each.
 
@@ -369,26 +380,42 @@ class FastStyle:
             size: resize so the longest side is this many pixels first; default the image's own size.
             preserve_colors: keep the photo's colours, taking only the luminance from the network's output
                 (Gatys et al. 2016's luminance-only transfer, applied after the fact).
+            max_memory: what the process may hold (``"1GB"``, ``"512MB"`` or bytes). An image that does not fit
+                runs in overlapping tiles, feather-blended, every instance norm using the statistics of a
+                downscaled whole-image pass (:func:`gatys.tiling.feedforward_tiled`). None: what the process
+                holds plus 80 % of the device's free memory.
 
         Example:
             >>> fs.stylize(["a.jpg", "b.jpg"], size=512, preserve_colors=True)  # doctest: +SKIP
         """
+        from . import tiling
+
         if size is not None and size < 16:
             raise ConfigError(f"size must be at least 16 px, got {size}")
+        budget = None if max_memory is None else tiling.parse_memory(max_memory)
         if isinstance(image_or_images, (list, tuple)):
             return [
-                self._stylize_one(im, size, preserve_colors, f"image {i + 1}") for i, im in enumerate(image_or_images)
+                self._stylize_one(im, size, preserve_colors, f"image {i + 1}", budget)
+                for i, im in enumerate(image_or_images)
             ]
-        return self._stylize_one(image_or_images, size, preserve_colors, "image")  # type: ignore[arg-type]
+        return self._stylize_one(image_or_images, size, preserve_colors, "image", budget)  # type: ignore[arg-type]
 
-    def _stylize_one(self, src: ImageInput, size: int | None, preserve_colors: bool, name: str) -> Image.Image:
+    def _stylize_one(
+        self, src: ImageInput, size: int | None, preserve_colors: bool, name: str, budget: int | None = None
+    ) -> Image.Image:
+        from . import tiling
+
         img = load_image(src, max_side=size, name=name)
         img = resize_longest(img, size, name) if size else resize_longest(img, max(img.size), name)
+        base = tiling.process_memory(self.device)
+        tile = tiling.feedforward_tile_side(
+            self.net, img.size, budget if budget is not None else tiling.default_budget(self.device), base
+        )
         x = to_tensor(img).to(self.device)
         # bf16 halves the time on GPUs with tensor cores; CPUs without AMX are slower in bf16, so fp32 there.
         autocast = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            y = self.net(x).float()
+            y = tiling.feedforward_tiled(self.net, x, tile)[0] if tile else self.net(x).float()
         if preserve_colors:
             y = with_chroma_of(y, x)
         return to_pil(y)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import _optimize, allocator
+from . import _optimize, allocator, tiling
 from . import image as im
 from ._optimize import NOISE_STD, lbfgs
 from .errors import ConfigError, GatysError
@@ -71,6 +71,7 @@ class StylizeOutput:
     device: str
     seconds: float
     stopped: bool = False  # True if the callback asked to stop early
+    tiling: tiling.TilingReport | None = None  # how a run over its memory budget was tiled (None: untiled)
 
     @property
     def images(self) -> list[Image.Image]:
@@ -100,6 +101,7 @@ class Plan:
     seed: int | None  # of the white-noise init; None: random
     precision: str  # "fp32" or "bf16"
     snapshot_every: int  # keep a snapshot every N steps (0: only the last)
+    max_memory: int | None = None  # bytes the process may hold; None: what it holds plus 80 % of the free memory
 
 
 class _Recorder:
@@ -255,6 +257,7 @@ class StyleTransfer:
         snapshot_every: int = 0,
         progress: bool = False,
         precision: str = "fp32",
+        max_memory: str | int | None = None,
         **overrides: Any,
     ) -> StylizeOutput:
         """Render ``content`` in the style of ``style`` (one image or several blended).
@@ -271,6 +274,10 @@ class StyleTransfer:
             snapshot_every: keep a snapshot every N steps (and always the last).
             progress: show a tqdm progress bar.
             precision: ``"fp32"`` or ``"bf16"`` (autocast for the network; losses accumulate in fp32).
+            max_memory: what the process may hold (``"4GB"``, ``"512MB"`` or bytes; on a GPU, its memory). A run
+                that does not fit is tiled (:mod:`gatys.tiling`): whole-image scales up to the largest size
+                that fits, finer ones tile by tile against the whole style's Gram matrices. None: what the
+                process holds plus 80 % of the device's free memory.
 
         Returns:
             A :class:`StylizeOutput` with ``image``, ``snapshots`` and ``losses``.
@@ -286,6 +293,7 @@ class StyleTransfer:
             snapshot_every=snapshot_every,
             progress=progress,
             precision=precision,
+            max_memory=max_memory,
             **overrides,
         )
         return self._run(plan, callback, progress)
@@ -333,6 +341,7 @@ class StyleTransfer:
             seed=a["seed"],
             precision=a["precision"],
             snapshot_every=a["snapshot_every"],
+            max_memory=None if a["max_memory"] is None else tiling.parse_memory(a["max_memory"]),
         )
 
     def reconstruct_content(
@@ -450,9 +459,22 @@ class StyleTransfer:
 
     # -- the optimisation ----------------------------------------------------------------------------------
 
+    def schedule(self, plan: Plan) -> tiling.Schedule:
+        """How ``plan`` fits its memory budget: each scale whole or tiled (:func:`gatys.tiling.plan_schedule`)."""
+        base = tiling.process_memory(self.device)
+        budget = plan.max_memory if plan.max_memory is not None else tiling.default_budget(self.device)
+        return tiling.plan_schedule(self.model, plan.settings, plan.content.size, budget, base)
+
+    def estimate_seconds(self, plan: Plan, schedule: tiling.Schedule | None = None) -> float:
+        """Seconds ``plan`` will take here: two timed steps of a small image, scaled by the pixels of every step."""
+        return tiling.estimate_seconds(self, plan, schedule or self.schedule(plan))
+
     def _run(self, plan: Plan, callback: Callback | None, progress: bool) -> StylizeOutput:
         """Optimise a checked plan, coarse to fine: each scale starts from the previous one's result."""
         settings = plan.settings
+        schedule = self.schedule(plan)
+        if schedule.tiled:
+            return self._run_tiled(plan, schedule, callback, progress)
         sizes, steps = settings.scale_sizes(), settings.scale_steps()
         recorder = _Recorder(sum(steps), plan.snapshot_every, callback, progress)
         tuned = self.device.type == "cpu" and allocator.tune_allocator(self.tune_malloc)
@@ -479,6 +501,22 @@ class StyleTransfer:
             raise GatysError("the run stopped before its first step; nothing to return")
         final = im.to_pil(_optimize.pixels(x, scale.content, settings))
         return recorder.finish(final, settings, self.weights_name, str(self.device))
+
+    def _run_tiled(
+        self, plan: Plan, schedule: tiling.Schedule, callback: Callback | None, progress: bool
+    ) -> StylizeOutput:
+        """A run over its memory budget: :func:`gatys.tiling.run_stylize`, with the progress counting tiles x steps."""
+        recorder = _Recorder(schedule.total_steps, plan.snapshot_every, callback, progress)
+        tuned = self.device.type == "cpu" and allocator.tune_allocator(self.tune_malloc)
+        try:
+            out = tiling.run_stylize(self, plan, schedule, recorder)
+        finally:
+            recorder.close()
+            if tuned:
+                allocator.release_memory()
+        if not recorder.history:
+            raise GatysError("the run stopped before its first step; nothing to return")
+        return out
 
     def _prepare(self, img: Image.Image, size: int, name: str) -> torch.Tensor:
         t = im.to_tensor(im.resize_longest(img, size, name))
