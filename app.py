@@ -244,6 +244,7 @@ class Run:
     folder: Path = dataclasses.field(default_factory=lambda: WORK_DIR / uuid.uuid4().hex)
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     step: int = 0
+    seconds_left: float | None = None  # the handler's latest estimate, for the visitors waiting behind it
 
     def follow(self, events: Iterator[Event]) -> Iterator[Event]:
         """The events of a GPU function's generator until this run is stopped; then nothing more comes (the
@@ -262,6 +263,7 @@ class Run:
 
 RUNS: dict[tuple[str, str], Run] = {}  # (session, tab) -> its current run
 RUNS_LOCK = threading.Lock()
+WAITING: dict[str, float] = {}  # session -> when it asked for an optimisation, until that run starts
 
 
 def session(request: gr.Request | None) -> str:
@@ -279,6 +281,7 @@ def running(request: gr.Request | None, tab: str, total: int) -> Iterator[Run]:
         if old is not None:
             old.stop.set()
         RUNS[key] = run
+        WAITING.pop(key[0], None)
     try:
         yield run
     except Exception as e:
@@ -300,9 +303,30 @@ def stop(request: gr.Request | None, tab: str, button: str) -> str:
     return f"**Stopped** at step {run.step} of {run.total}. The images so far stay; click {button} to start again."
 
 
+def queue_note(request: gr.Request) -> Any:
+    """Said before an optimisation joins the queue (this handler skips the queue): when another visitor's image
+    is being made, say so plainly, with this visitor's place in line and a wait from that run's own pace."""
+    me = session(request)
+    with RUNS_LOCK:
+        WAITING[me] = time.monotonic()
+        busy = [run for (who, _), run in RUNS.items() if who != me]
+        ahead = sum(1 for who, since in WAITING.items() if who != me and since < WAITING[me])
+    if not busy:
+        return gr.skip()
+    run = busy[0]
+    left = run.seconds_left if run.seconds_left is not None else SPEED.seconds(schedule(DEFAULT))
+    wait = left + ahead * SPEED.seconds(schedule(DEFAULT))  # those ahead: a default run each
+    place = "next" if ahead == 0 else f"number {ahead + 1} in line"
+    return (
+        f"**Another visitor's image is being made** (step {run.step} of {run.total}). Yours is {place} and "
+        f"should start in about {format_seconds(wait)}; this page updates by itself."
+    )
+
+
 def stop_session(request: gr.Request) -> None:
     """A closed tab: stop whatever this session was running."""
     with RUNS_LOCK:
+        WAITING.pop(session(request), None)
         runs = [RUNS.pop(k) for k in list(RUNS) if k[0] == session(request)]
     for run in runs:
         run.stop.set()
@@ -560,6 +584,7 @@ def refine(
 
     Without a style model for the painting, the optimisation starts from the photo.
     """
+    WAITING.pop(session(request), None)
     if photo is None:
         raise mistake("Upload a photo first (or pick an example below).")
     uploaded, painting = painting, painting or (painting_of(style) if style in STYLES else None)
@@ -723,6 +748,7 @@ def stylize(
 
     Settings come from the preset, then every Advanced field overrides it (None: the preset's value).
     """
+    WAITING.pop(session(request), None)  # out of the line, whatever happens next
     plan = check_stylize(
         content,
         [(style, style_weight), (style_2, style_2_weight), (style_3, style_3_weight)],
@@ -821,7 +847,8 @@ def run_stylize(
             match event:
                 case Progress(step=step, info=info):
                     run.step = step
-                    left = format_seconds(SPEED.seconds_left(work, step, info.elapsed))
+                    run.seconds_left = SPEED.seconds_left(work, step, info.elapsed)
+                    left = format_seconds(run.seconds_left)
                     progress((step, info.total), desc=f"loss {info.loss:.3g} · about {left} left", unit="steps")
                 case GalleryImage(image=image, caption=caption):
                     shown.append((str(gimg.save_image(image, run.folder / f"{len(shown):04d}.png")), caption))
@@ -889,6 +916,7 @@ def reconstruct(
 
     Yields the content reconstructions, the style reconstructions and the status.
     """
+    WAITING.pop(session(request), None)
     size, steps = int(size), int(steps)
     content_img, style_img = check_reconstruct(content, style, size, optimizer)
     total = len(FIG1_CONTENT_LAYERS) * 2 * steps
@@ -1007,6 +1035,8 @@ def example_rows() -> list[list[str]]:
 
 CSS = """
 #weights-line {opacity: 0.85}
+/* Gradio fades a component while its event waits in the queue: the status line then says why, readably. */
+#status .pending, #instant-status .pending, #fig1-status .pending {opacity: 1 !important}
 #stylize-gallery {min-height: 360px}
 """
 DEFAULT = PRESETS[APP_DEFAULT_PRESET]  # the Advanced fields start with its values
@@ -1222,7 +1252,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         concurrency_limit=INSTANT_CONCURRENCY,
         concurrency_id="instant",
     )
-    refine_event = refine_btn.click(
+    refine_event = refine_btn.click(queue_note, None, instant_status, queue=False, api_visibility="private").then(
         status_on_error(refine, lambda: instant_status),
         inputs_kwargs=dict(instant_inputs, painting=instant_painting),
         outputs=[instant_gallery, instant_status, instant_file],
@@ -1249,7 +1279,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         scales=scales,
     )
     # Inputs by parameter name: the API's /stylize takes them in this order (positional callers depend on it).
-    run_event = run_btn.click(
+    run_event = run_btn.click(queue_note, None, status, queue=False, api_visibility="private").then(
         status_on_error(stylize, lambda: status),
         inputs_kwargs=dict(
             content=content,
@@ -1279,7 +1309,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
     )
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
     live_info([fig1_size.change, fig1_steps.change], fig1_info, fig1_eta, size=fig1_size, steps=fig1_steps)
-    fig1_event = fig1_btn.click(
+    fig1_event = fig1_btn.click(queue_note, None, fig1_status, queue=False, api_visibility="private").then(
         status_on_error(reconstruct, lambda: fig1_status),
         inputs_kwargs=dict(
             content=fig1_content, style=fig1_style, size=fig1_size, steps=fig1_steps, optimizer=fig1_optimizer

@@ -252,7 +252,8 @@ def test_second_visitor_sees_the_queue(browser, server, shoot):
         start_long_run(first)
         upload(second, CONTENT, STYLE)
         second.locator("#run").click()
-        text = wait_for(lambda: "queue" in (t := status(second).lower()) and t, 30, "the queue position")
+        text = wait_for(lambda: "Another visitor" in (t := status(second)) and t, 30, "the queue message")
+        assert "Yours is next" in text and "should start in about" in text
         shoot(second, "queued")
         print(f"second visitor's status while queued: {text!r}")
         first.locator("#stop").click()
