@@ -537,7 +537,7 @@ def tile_targets(
     st: StyleTransfer,
     settings: Preset,
     net_crop: torch.Tensor,
-    x_crop: torch.Tensor,
+    own: dict[str, tuple[torch.Tensor, int]],
     state: _Global,
     content_scale: float,
     style_weights: dict[str, float],
@@ -553,12 +553,10 @@ def tile_targets(
     model = st.model
     c_layers = list(settings.content_layers)
     cfeats = model(net_crop, c_layers, settings.pooling) if c_layers else {}
-    xfeats = model(x_crop, state.layers, settings.pooling) if state.layers else {}
     grams, weights = {}, {}
     for name in state.layers:
-        f = xfeats[name]
-        m_tile = f.shape[2] * f.shape[3]
-        grams[name] = state.targets[name] - (state.grams[name] - gram_matrix(f))
+        g, m_tile = own[name]
+        grams[name] = state.targets[name] - (state.grams[name] - g)
         weights[name] = style_weights[name] * (m_tile / state.counts[name]) ** 2
     alpha = settings.alpha_beta * model.config.alpha_beta_scale * content_scale if state.layers else 1.0
     return _optimize.Targets(
@@ -584,11 +582,11 @@ def _balance(st: StyleTransfer, settings: Preset, xt: torch.Tensor, plain: _opti
     return _optimize.balance_style_weights(st.model, xt, unweighted)
 
 
-def _update_grams(st: StyleTransfer, x: torch.Tensor, region: Tile, state: _Global, tile: int, sign: float) -> None:
-    """Add (sign 1) or remove (sign -1) the Gram contributions of the positions within ``region`` of ``x``."""
-    grams, _ = global_grams(st.model, x, state.layers, state.pooling, tile, region=region)
-    for name, g in grams.items():
-        state.grams[name].add_(g, alpha=sign)
+@torch.no_grad()
+def _crop_grams(model: VGGFeatures, x: torch.Tensor, state: _Global) -> dict[str, tuple[torch.Tensor, int]]:
+    """G^l and M_l of a tile's crop as the tile's objective computes them (the crop alone)."""
+    feats = model(x, state.layers, state.pooling) if state.layers else {}
+    return {n: (gram_matrix(f), f.shape[2] * f.shape[3]) for n, f in feats.items()}
 
 
 def _tiled_scale(
@@ -597,7 +595,8 @@ def _tiled_scale(
     """One scale tile by tile, in passes; returns the blended image and the last pass's tiles.
 
     Tiles are visited in order and each sees the others' updates (Gauss-Seidel): after a tile is blended in,
-    the whole image's G^l is updated by the change over the tile plus the receptive field around it.
+    the whole image's G^l is updated by the change of the tile's crop Gram (the change the tile's own objective
+    saw); each pass starts from the whole image's G^l computed afresh, so the approximation does not drift.
     """
     settings = plan.settings
     w, h = sp.shape
@@ -609,22 +608,24 @@ def _tiled_scale(
     del previous
     content_scale = final_px / (h * w)  # as a whole-image scale: see StyleTransfer._run
     layers = list(per_position)
-    grams, counts = global_grams(st.model, x, layers, settings.pooling, sp.tile) if layers else ({}, {})
-    state = _Global({n: per_position[n] * counts[n] for n in layers}, grams, counts, layers, settings.pooling)
+    state = _Global({}, {}, {}, layers, settings.pooling)
     style_weights: dict[str, float] | None = None
     tiles: list[Tile] = []
-    halo = 96  # conv5_1's receptive field (blur pooling): a tile's change moves features this far around it
     for k, n in enumerate(sp.pass_steps()):
         tiles = sp.tiles(k)
+        if layers:
+            state.grams, state.counts = global_grams(st.model, x, layers, settings.pooling, sp.tile)
+            state.targets = {name: per_position[name] * state.counts[name] for name in layers}
         for t, wt in zip(tiles, blend_weights(tiles, h, w, sp.overlap)):
             crop = t.crop(content)
             net_crop = im.luminance(crop) if settings.preserve_colors else crop
             x0 = t.crop(x).clone().contiguous()
+            own = _crop_grams(st.model, x0, state)
             xt = x0.clone().requires_grad_(True)
             if style_weights is None:  # the style layers' balance, once per scale at its first tile
-                plain = tile_targets(st, settings, net_crop, x0, state, content_scale, dict(settings.layer_weights))
+                plain = tile_targets(st, settings, net_crop, own, state, content_scale, dict(settings.layer_weights))
                 style_weights = _balance(st, settings, xt, plain)
-            targets = tile_targets(st, settings, net_crop, x0, state, content_scale, style_weights)
+            targets = tile_targets(st, settings, net_crop, own, state, content_scale, style_weights)
             scale = _optimize.Scale(index, n, crop, net_crop, [], content_scale)
             report = recorder.reporter(scale, settings)
             try:
@@ -632,16 +633,12 @@ def _tiled_scale(
             except _optimize.Stop:
                 recorder.stopped = True  # this tile is left out
                 return x, tiles
-            top, left = max(0, t.top - halo), max(0, t.left - halo)
-            around = Tile(top, left, min(h, t.top + t.height + halo) - top, min(w, t.left + t.width + halo) - left)
-            if layers:
-                _update_grams(st, x, around, state, sp.tile, -1.0)
             with torch.no_grad():
                 # Feathered blend (the weights of the tiles over a pixel sum to one): each pixel moves by the
                 # weighted mean of its tiles' updates.
                 t.crop(x).add_(wt.to(xt) * (xt.detach() - x0))
-            if layers:
-                _update_grams(st, x, around, state, sp.tile, 1.0)
+            for name, (g, _) in _crop_grams(st.model, t.crop(x), state).items():
+                state.grams[name] += g - own[name][0]
     return x, tiles
 
 
