@@ -144,33 +144,45 @@ class Tile:
         return t[..., rows, cols]
 
 
-def axis_starts(length: int, tile: int, overlap: int, offset: int = 0) -> list[int]:
-    """Starts of tiles of side ``tile`` covering ``0 .. length`` with at least ``overlap`` shared px.
+def axis_segments(length: int, tile: int, overlap: int, shift: float = 0.0) -> list[tuple[int, int]]:
+    """(start, size) of segments of at most ``tile`` px covering ``0 .. length``, neighbours sharing at least
+    ``overlap`` px.
 
-    The grid has stride ``tile - overlap`` and is shifted by ``offset`` (0 .. stride); tiles are clamped into
-    the image, so the first starts at 0 and the last ends at ``length``.
+    The fewest segments that fit, all of one size and evenly spaced (so the overlap is no larger than it need
+    be); ``shift`` (a fraction of the spacing, 0 <= shift < 1) moves the grid, cutting the segments at the ends
+    short, so each pass over a scale can put its borders elsewhere at the cost of one more overlap.
     """
     if tile >= length:
-        return [0]
-    stride = tile - overlap
-    if stride <= 0:
+        return [(0, length)]
+    if tile <= overlap:
         raise ConfigError(f"tile overlap {overlap} must be smaller than the tile side {tile}")
-    offset %= stride
-    starts = {0, length - tile}
-    pos = offset
-    while pos < length - tile:
-        starts.add(pos)
-        pos += stride
-    return sorted(starts)
+    n = max(2, -(-(length - overlap) // (tile - overlap)))
+    side = min(tile, -(-(length + (n - 1) * overlap) // n))
+    stride = (length - side) / (n - 1)
+    shift %= 1.0
+    ks = range(n) if shift == 0 else range(-1, n)
+    segments = []
+    for k in ks:
+        start = math.floor((k + shift) * stride)  # floors: neighbours never get closer than the stride allows
+        lo, hi = max(0, start), min(length, start + side)
+        if hi > lo:
+            segments.append((lo, hi - lo))
+    # A sliver at an end grows inwards to the overlap plus 16 px (it only overlaps its neighbour more).
+    least = min(side, overlap + 16)
+    if segments[0][1] < least:
+        segments[0] = (0, least)
+    if segments[-1][1] < least:
+        segments[-1] = (length - least, least)
+    return segments
 
 
-def layout(height: int, width: int, tile: int, overlap: int, offset: tuple[int, int] = (0, 0)) -> list[Tile]:
-    """Tiles of at most ``tile`` x ``tile`` px covering the image exactly, neighbours sharing ``overlap`` px or more."""
-    th, tw = min(tile, height), min(tile, width)
+def layout(height: int, width: int, tile: int, overlap: int, shift: float = 0.0) -> list[Tile]:
+    """Tiles of about ``tile`` x ``tile`` px covering the image exactly, neighbours sharing ``overlap`` px or more;
+    ``shift`` moves the grid by that fraction of its spacing (see :func:`axis_segments`)."""
     return [
         Tile(y, x, th, tw)
-        for y in axis_starts(height, th, overlap, offset[0])
-        for x in axis_starts(width, tw, overlap, offset[1])
+        for y, th in axis_segments(height, tile, overlap, shift)
+        for x, tw in axis_segments(width, tile, overlap, shift)
     ]
 
 
@@ -204,33 +216,52 @@ def blend_weights(tiles: Sequence[Tile], height: int, width: int, overlap: int) 
     return [w / t.crop(total) for t, w in zip(tiles, windows)]
 
 
-def border_mask(tiles: Sequence[Tile], height: int, width: int, band: int = 1) -> torch.Tensor:
-    """True on the pixels within ``band`` px of a tile edge that lies inside the image."""
+def border_mask(tiles: Sequence[Tile], height: int, width: int, band: int = 1, shift: int = 0) -> torch.Tensor:
+    """True within ``band`` px of the tile edges that lie inside the image (moved by ``shift`` px across them)."""
     mask = torch.zeros(height, width, dtype=torch.bool)
     for t in tiles:
         for y in (t.top, t.top + t.height):
-            if 0 < y < height:
-                mask[max(0, y - band) : y + band, t.left : t.left + t.width] = True
+            if 0 < y < height and 0 < y + shift < height:
+                mask[max(0, y + shift - band) : y + shift + band, t.left : t.left + t.width] = True
         for x in (t.left, t.left + t.width):
-            if 0 < x < width:
-                mask[t.top : t.top + t.height, max(0, x - band) : x + band] = True
+            if 0 < x < width and 0 < x + shift < width:
+                mask[t.top : t.top + t.height, max(0, x + shift - band) : x + shift + band] = True
     return mask
 
 
-def seam_ratio(image: torch.Tensor | Image.Image, tiles: Sequence[Tile], band: int = 1) -> float:
-    """Mean gradient magnitude on the tiles' inner borders over the mean elsewhere (1: no seam there).
+#: Where :func:`seam_ratio` compares: lines parallel to the borders, 16 and 32 px away on either side, so at the
+#: same phase of VGG's 16 px pooling lattice and the TransformNet's 4 px one (both leave periodic texture).
+CONTROL_SHIFTS = (-32, -16, 16, 32)
 
-    A hard seam (two tiles that disagree) shows up far above 1; the issue's target is at most 1.1.
+
+def seam_ratio(
+    image: torch.Tensor | Image.Image,
+    tiles: Sequence[Tile],
+    band: int = 1,
+    control: Sequence[int] | None = CONTROL_SHIFTS,
+) -> float:
+    """Mean gradient magnitude on the tiles' inner borders over the mean on control lines (1: no seam there).
+
+    ``control``: the borders moved by these many px (the default compares like with like: the same phase of the
+    networks' lattices, nearby content); None compares with every other pixel. A visible seam is far above 1.1.
     """
     x = im.to_tensor(image) if isinstance(image, Image.Image) else image.detach().float().cpu()
-    x = x.reshape(-1, *x.shape[-2:]) if x.ndim != 4 else x[0]
+    x = x[0] if x.ndim == 4 else x
     dy = F.pad(x[:, 1:] - x[:, :-1], (0, 0, 0, 1))
     dx = F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 1, 0, 0))
     mag = (dx * dx + dy * dy).sum(0).sqrt()
-    mask = border_mask(tiles, mag.shape[0], mag.shape[1], band)
-    if not mask.any() or mask.all():
+    h, w = mag.shape
+    mask = border_mask(tiles, h, w, band)
+    if control is None:
+        other = ~mask
+    else:
+        other = torch.zeros_like(mask)
+        for s in control:
+            other |= border_mask(tiles, h, w, band, s)
+        other &= ~mask
+    if not mask.any() or not other.any():
         return 1.0
-    return float(mag[mask].mean() / mag[~mask].mean().clamp_min(1e-12))
+    return float(mag[mask].mean() / mag[other].mean().clamp_min(1e-12))
 
 
 # -- the memory model ---------------------------------------------------------------------------------------
@@ -304,15 +335,13 @@ class ScalePlan:
         n = min(self.passes, self.steps)
         return [self.steps // n + (1 if k < self.steps % n else 0) for k in range(n)]
 
-    def offset(self, k: int) -> tuple[int, int]:
-        """Grid offset of pass ``k``: a different fraction of the stride each pass, along both axes."""
-        stride = self.tile - self.overlap
-        d = (k * stride) // max(1, len(self.pass_steps()))
-        return d, d
+    def shift(self, k: int) -> float:
+        """Grid shift of pass ``k``: a different fraction of the spacing each pass (0, 1/2 for two passes)."""
+        return k / max(1, len(self.pass_steps()))
 
     def tiles(self, k: int) -> list[Tile]:
         w, h = self.shape
-        return layout(h, w, self.tile, self.overlap, self.offset(k)) if self.tile else [Tile(0, 0, h, w)]
+        return layout(h, w, self.tile, self.overlap, self.shift(k)) if self.tile else [Tile(0, 0, h, w)]
 
     @property
     def total_steps(self) -> int:
@@ -413,22 +442,46 @@ def plan_schedule(
     return Schedule(tuple(plans), budget, base)
 
 
-def estimate_seconds(st: StyleTransfer, plan: Plan, schedule: Schedule) -> float:
-    """Seconds the run will take: two timed steps of a 192 px image, scaled by the pixels each step processes."""
+def _step_seconds(st: StyleTransfer, plan: Plan) -> tuple[float, float]:
+    """(a, b) of a step's time a + b x pixels here, fitted to timed steps of 128 and 256 px images."""
     settings = plan.settings
-    x = torch.rand(1, 3, 192, 192, device=st.device)
-    targets = _optimize.build_targets(st.model, settings, x, [x] if plan.styles else [], [1.0] if plan.styles else [])
-    times = []
-    for _ in range(2):
-        xs = x.clone().requires_grad_(True)
-        t0 = time.perf_counter()
-        loss, _ = _optimize.objective(st.model, xs, targets, plan.precision)
-        loss.backward()
-        if st.device.type == "cuda":
-            torch.cuda.synchronize(st.device)
-        times.append(time.perf_counter() - t0)
-    per_pixel = min(times) / (192 * 192)
-    return per_pixel * sum(s.pixel_steps for s in schedule.scales)
+    points = []
+    for side in (128, 256):
+        x = torch.rand(1, 3, side, side, device=st.device)
+        styles = [x] if plan.styles else []
+        targets = _optimize.build_targets(st.model, settings, x, styles, [1.0] * len(styles))
+        times = []
+        for _ in range(2):
+            xs = x.clone().requires_grad_(True)
+            t0 = time.perf_counter()
+            loss, _ = _optimize.objective(st.model, xs, targets, plan.precision)
+            loss.backward()
+            if st.device.type == "cuda":
+                torch.cuda.synchronize(st.device)
+            times.append(time.perf_counter() - t0)
+        points.append((side * side, min(times)))
+    (p1, t1), (p2, t2) = points
+    b = max((t2 - t1) / (p2 - p1), t2 / p2 / 4)
+    return max(0.0, t1 - b * p1), b
+
+
+def estimate_seconds(st: StyleTransfer, plan: Plan, schedule: Schedule) -> float:
+    """Seconds the run will take here: a step's time fitted as a + b x pixels (timed at 128 and 256 px), times
+    every step of every tile, plus per tile its targets and Gram update (about two thirds of a step), per pass
+    the whole image's Gram (a third of a step of the whole image) and per scale the style balance (a step per
+    style layer)."""
+    a, b = _step_seconds(st, plan)
+    layers = len(plan.settings.style_layers) if plan.settings.style_balance == "gradient" else 0
+    total = 0.0
+    for sp in schedule.scales:
+        w, h = sp.shape
+        total += layers * (a + b * w * h if not sp.tile else a + b * sp.tile * sp.tile)
+        for k, n in enumerate(sp.pass_steps()):
+            for t in sp.tiles(k):
+                total += (n + (2 / 3 if sp.tile else 0)) * (a + b * t.height * t.width)
+            if sp.tile:
+                total += (a + b * w * h) / 3
+    return total
 
 
 # -- tiled optimisation -------------------------------------------------------------------------------------

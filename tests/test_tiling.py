@@ -8,7 +8,7 @@ from helpers import make_image
 
 from gatys import tiling
 from gatys.errors import ConfigError
-from gatys.tiling import Tile, axis_starts, blend_weights, layout, parse_memory
+from gatys.tiling import Tile, axis_segments, blend_weights, layout, parse_memory
 
 
 @pytest.fixture
@@ -18,32 +18,38 @@ def no_base(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("h", "w", "tile", "overlap", "offset"),
-    [(97, 131, 40, 9, (0, 0)), (97, 131, 40, 9, (13, 5)), (33, 200, 64, 16, (7, 7)), (50, 51, 64, 8, (0, 0))],
+    ("h", "w", "tile", "overlap", "shift"),
+    [
+        (97, 131, 40, 9, 0.0),
+        (97, 131, 40, 9, 0.5),
+        (33, 200, 64, 16, 0.25),
+        (50, 51, 64, 8, 0.0),
+        (1000, 777, 333, 48, 0.5),
+    ],
 )
-def test_tiles_cover_exactly_with_overlap(h, w, tile, overlap, offset):
-    tiles = layout(h, w, tile, overlap, offset)
+def test_tiles_cover_exactly_with_overlap(h, w, tile, overlap, shift):
+    tiles = layout(h, w, tile, overlap, shift)
     count = torch.zeros(h, w)
     for t in tiles:
         assert t.top >= 0 and t.left >= 0 and t.top + t.height <= h and t.left + t.width <= w
+        assert t.height <= tile and t.width <= tile
         count[t.slices] += 1
     assert (count >= 1).all()  # every pixel covered
-    for length, side, off in ((h, min(tile, h), offset[0]), (w, min(tile, w), offset[1])):
-        starts = axis_starts(length, side, overlap, off)
-        assert starts[0] == 0 and starts[-1] + side == length
-        for a, b in zip(starts, starts[1:]):
-            assert a + side - b >= overlap  # neighbours share at least the stated overlap
+    for length in (h, w):
+        segments = axis_segments(length, tile, overlap, shift)
+        assert segments[0][0] == 0 and sum(segments[-1]) == length
+        for (a, n), (b, _) in zip(segments, segments[1:]):
+            assert a < b and a + n - b >= overlap  # neighbours share at least the stated overlap
 
 
-def test_offsets_move_the_borders():
-    a = {t.left for t in layout(100, 300, 64, 16, (0, 0))}
-    b = {t.left for t in layout(100, 300, 64, 16, (24, 24))}
-    assert a - {0, 300 - 64} and not (a - {0, 300 - 64}) & (b - {0, 300 - 64})
+def test_shifted_passes_move_the_borders():
+    inner = [{t.left for t in layout(100, 1000, 200, 32, s)} - {0} for s in (0.0, 0.5)]
+    assert inner[0] and inner[1] and not inner[0] & inner[1]
 
 
-@pytest.mark.parametrize(("h", "w", "offset"), [(97, 131, (0, 0)), (97, 131, (11, 3)), (40, 40, (0, 0))])
-def test_blend_weights_sum_to_one(h, w, offset):
-    tiles = layout(h, w, 48, 12, offset)
+@pytest.mark.parametrize(("h", "w", "shift"), [(97, 131, 0.0), (97, 131, 0.5), (40, 40, 0.0)])
+def test_blend_weights_sum_to_one(h, w, shift):
+    tiles = layout(h, w, 48, 12, shift)
     total = torch.zeros(h, w)
     for t, wt in zip(tiles, blend_weights(tiles, h, w, 12)):
         assert wt.shape == (t.height, t.width) and (wt > 0).all()
@@ -178,8 +184,13 @@ def test_tile_helpers():
     img = torch.zeros(1, 3, 32, 32)
     img[..., 16:, :] = 1.0  # a hard edge on the tile border row 16
     tiles = layout(32, 32, 20, 4)
-    assert tiling.seam_ratio(img, [Tile(0, 0, 16, 32), Tile(16, 0, 16, 32)]) > 10
-    assert tiling.seam_ratio(torch.rand(1, 3, 32, 32), tiles) == pytest.approx(1.0, abs=0.3)
+    assert tiling.seam_ratio(img, [Tile(0, 0, 16, 32), Tile(16, 0, 16, 32)], control=None) > 10
+    assert tiling.seam_ratio(torch.rand(1, 3, 32, 32), tiles, control=None) == pytest.approx(1.0, abs=0.3)
+    big = torch.zeros(1, 3, 96, 96)
+    big[..., 48:, :] = 1.0
+    assert tiling.seam_ratio(big, [Tile(0, 0, 48, 96), Tile(48, 0, 48, 96)]) > 10  # against lines 16, 32 px away
+    noise = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    assert tiling.seam_ratio(noise, layout(96, 96, 40, 8)) == pytest.approx(1.0, abs=0.15)
 
 
 @pytest.mark.parametrize("value", ["lots", "2XB", "0", "1.5.2GB"])
