@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         out = st.stylize(args.content, args.styles, **options)
-        im.save_image(out.image, out_path)
+        im.save_image(out.image, out_path, icc_profile=im.icc_profile(args.content))
     except GatysError as e:
         return _err(str(e))
     except KeyboardInterrupt:
@@ -296,7 +296,7 @@ def _fast(args: argparse.Namespace) -> int:
         for photo, out_path in zip(photos, outputs):
             t0 = time.perf_counter()
             img = fs.stylize(photo, size=size, preserve_colors=bool(args.preserve_colors), max_memory=max_memory)
-            im.save_image(img, out_path)
+            im.save_image(img, out_path, icc_profile=im.icc_profile(photo))
             print(
                 f"gatys: wrote {out_path} ({img.width}x{img.height}) in {time.perf_counter() - t0:.2f} s",
                 file=sys.stderr,

@@ -246,11 +246,47 @@ def write_atomic(
     return p
 
 
-def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
-    """Write atomically (see :func:`write_atomic`), in the format the suffix names."""
+#: Encoder options per format: JPEG and WebP at print quality (Pillow's default JPEG quality is 75), TIFF
+#: compressed losslessly (an uncompressed 4096 x 3072 TIFF is 36 MB).
+_SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"quality": 95},
+    "TIFF": {"compression": "tiff_deflate"},
+}
+
+
+def icc_profile(src: ImageInput) -> bytes | None:
+    """The ICC colour profile embedded in an image file (path or bytes) or PIL image; None when there is none.
+
+    Outputs carry the content's profile (:func:`save_image`), since their pixels are in the content's colour
+    space. EXIF orientation needs no carrying: :func:`load_image` has already turned the pixels upright.
+    """
+    try:
+        if isinstance(src, Image.Image):
+            return src.info.get("icc_profile") or None
+        if isinstance(src, (bytes, bytearray)):
+            with Image.open(io.BytesIO(src)) as img:
+                return img.info.get("icc_profile") or None
+        if isinstance(src, (str, os.PathLike)):
+            with Image.open(src) as img:
+                return img.info.get("icc_profile") or None
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return None
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, *, icc_profile: bytes | None = None) -> Path:
+    """Write atomically (see :func:`write_atomic`), in the format the suffix names (PNG, JPEG, WebP, TIFF, BMP).
+
+    Args:
+        icc_profile: embed this colour profile (PNG, JPEG, WebP and TIFF; BMP has no place for one).
+    """
     p = check_output_path(path)
     fmt = WRITE_FORMATS[p.suffix.lower()]
-    return write_atomic(p, lambda f: img.save(f, format=fmt))
+    options = dict(_SAVE_OPTIONS.get(fmt, {}))
+    if icc_profile and fmt != "BMP":
+        options["icc_profile"] = icc_profile
+    return write_atomic(p, lambda f: img.save(f, format=fmt, **options))
 
 
 # -- colour -------------------------------------------------------------------------------------------------

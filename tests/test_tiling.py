@@ -223,3 +223,19 @@ def test_cli_max_memory_tiles_and_estimates(tmp_path, capsys, monkeypatch, tiny_
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "tiles of" in err and "about" in err and Image.open(out).size == (160, 120)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif", ".tiff"])
+def test_outputs_carry_the_icc_profile(tmp_path, suffix):
+    from PIL import Image, ImageCms
+
+    from gatys.image import icc_profile, save_image
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "photo.jpg"
+    make_image(40, 32, 1).save(src, icc_profile=profile)
+    assert icc_profile(src) == profile and icc_profile(make_image(8, 8)) is None
+    out = save_image(make_image(40, 32, 2), tmp_path / f"out{suffix}", icc_profile=icc_profile(src))
+    with Image.open(out) as img:
+        assert img.format == {".jpg": "JPEG", ".webp": "WEBP", ".png": "PNG"}.get(suffix, "TIFF")
+        assert img.size == (40, 32) and img.info.get("icc_profile") == profile
