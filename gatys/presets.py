@@ -281,7 +281,7 @@ def _build() -> dict[str, Preset]:
             span = layers[0] if len(layers) == 1 else f"{layers[0]}…{layers[-1]}"
             presets[name] = Preset(
                 name=name,
-                label=f"Fig. 3 row {letter} ({span}) · α/β = {_ratio(ratio)}",
+                label=f"Fig. 3 row {letter} ({span}) · α/β = {_ratio(ratio)} ({Preset.size} px, {Preset.steps} steps)",
                 description=f"Fig. 3 row {letter} ({', '.join(layers)}), column α/β = {_ratio(ratio)}",
                 source=f"Gatys et al. 2015, Fig. 3: style layers {layers[0]}..{layers[-1]}, α/β = {_ratio(ratio)}",
                 style_layers=layers,

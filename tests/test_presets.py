@@ -67,7 +67,8 @@ def test_every_named_preset_has_a_label():
         if "steps)" in p.label:  # the numbers a label shows are the preset's own
             assert f"{p.size} px, {p.steps} steps)" in p.label, p.label
     assert PRESETS["preview"].label == "Quick preview · from the photo (256 px, 150 steps)"
-    assert PRESETS[fig3_preset_name("C", 1e-4)].label == "Fig. 3 row C (conv1_1…conv3_1) · α/β = 1e-4"
+    fig3 = PRESETS[fig3_preset_name("C", 1e-4)].label
+    assert fig3 == "Fig. 3 row C (conv1_1…conv3_1) · α/β = 1e-4 (512 px, 500 steps)"
     assert Preset().label == ""
 
 
