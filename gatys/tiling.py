@@ -309,6 +309,11 @@ def activation_elements(model: VGGFeatures, layers: Sequence[str]) -> float:
     return total
 
 
+def nograd_bytes(model: VGGFeatures, pixels: int) -> int:
+    """Peak bytes of a forward pass without autograd: a few of the widest full-resolution activations."""
+    return int(16 * model.config.channels[0][0] * pixels)
+
+
 def step_bytes(model: VGGFeatures, settings: Preset, pixels: int) -> int:
     """Peak bytes one optimisation step of an image of ``pixels`` px adds (network, loss, optimiser state)."""
     layers = [*settings.content_layers, *settings.style_layers]
@@ -330,9 +335,10 @@ class ScalePlan:
     tile: int = 0
     overlap: int = 0
     passes: int = 1
+    gram_tile: int = 0  # side of the no-grad passes that sum the whole image's Gram matrices
 
     def pass_steps(self) -> list[int]:
-        n = min(self.passes, self.steps)
+        n = max(1, min(self.passes, self.steps // 2))  # at least 2 evaluations a pass: L-BFGS moves on the 2nd
         return [self.steps // n + (1 if k < self.steps % n else 0) for k in range(n)]
 
     def shift(self, k: int) -> float:
@@ -438,7 +444,8 @@ def plan_schedule(
                 f"(the process already holds {format_bytes(base)}); give at least {format_bytes(need * 1.05)}"
             )
         overlap = max(8, min(64, side // 4)) // 8 * 8
-        plans.append(ScalePlan(s, (w, h), n, tile=side, overlap=overlap, passes=PASSES))
+        gram_tile = max(side, int(math.sqrt(max(tile_room, 0) / nograd_bytes(model, 1))) // 16 * 16)
+        plans.append(ScalePlan(s, (w, h), n, tile=side, overlap=overlap, passes=PASSES, gram_tile=gram_tile))
     return Schedule(tuple(plans), budget, base)
 
 
@@ -655,7 +662,7 @@ def _tiled_scale(
     w, h = sp.shape
     content = st._prepare(plan.content, sp.size, "content image")
     content_y = im.luminance(content) if settings.preserve_colors else None
-    per_position = _scale_grams(st, plan, sp.size, content_y, sp.tile) if plan.styles else {}
+    per_position = _scale_grams(st, plan, sp.size, content_y, sp.gram_tile or sp.tile) if plan.styles else {}
     del content_y
     x = F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
     del previous
@@ -667,7 +674,7 @@ def _tiled_scale(
     for k, n in enumerate(sp.pass_steps()):
         tiles = sp.tiles(k)
         if layers:
-            state.grams, state.counts = global_grams(st.model, x, layers, settings.pooling, sp.tile)
+            state.grams, state.counts = global_grams(st.model, x, layers, settings.pooling, sp.gram_tile or sp.tile)
             state.targets = {name: per_position[name] * state.counts[name] for name in layers}
         for t, wt in zip(tiles, blend_weights(tiles, h, w, sp.overlap)):
             crop = t.crop(content)
