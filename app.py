@@ -245,6 +245,7 @@ class Run:
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     step: int = 0
     seconds_left: float | None = None  # the handler's latest estimate, for the visitors waiting behind it
+    stopped: str = ""  # what Stop said; the handler's own last word then repeats it, never a progress line
 
     def follow(self, events: Iterator[Event]) -> Iterator[Event]:
         """The events of a GPU function's generator until this run is stopped; then nothing more comes (the
@@ -299,8 +300,11 @@ def stop(request: gr.Request | None, tab: str, button: str) -> str:
         run = RUNS.pop((session(request), tab), None)
     if run is None:
         return "Nothing is running."
+    run.stopped = (
+        f"**Stopped** at step {run.step} of {run.total}. The images so far stay; click {button} to start again."
+    )
     run.stop.set()
-    return f"**Stopped** at step {run.step} of {run.total}. The images so far stay; click {button} to start again."
+    return run.stopped
 
 
 def queue_note(request: gr.Request) -> Any:
@@ -407,6 +411,18 @@ def without_path(message: str, path: str, role: str) -> str:
     if message.startswith(role):
         message = f"the {message}"
     return message[:1].upper() + message[1:]
+
+
+def progress_line(step: int, total: int, elapsed: float, detail: str) -> str:
+    """The status line while a run works: a bar, the step count, the time since it started and ``detail``.
+
+    Drawn by the app in its own status line, not Gradio's progress overlay: that one vanished whenever a
+    snapshot arrived, its step count ran over the bar's end and its timer restarted at every update.
+    """
+    return (
+        f'<progress value="{step}" max="{total}" style="width: 100%"></progress>\n\n'
+        f"**Step {step} of {total}** · {format_seconds(elapsed)} so far · {detail}"
+    )
 
 
 def format_seconds(s: float) -> str:
@@ -579,7 +595,6 @@ def refine(
     size: float = INSTANT_DEFAULT_SIZE,
     preserve_colors: bool = False,
     request: gr.Request = None,
-    progress=gr.Progress(),
 ):
     """Continue from the instant result with the paper's optimisation (the app's default preset, started from the
     instant image instead of the photo); its snapshots stream into the same gallery after the instant image.
@@ -618,7 +633,6 @@ def refine(
         0,
         name,
         request,
-        progress,
         into=(instant_gallery, instant_status, instant_file),
         first=first,
         tab="instant",
@@ -744,7 +758,6 @@ def stylize(
     tv_weight: float | None = None,
     snapshot_every: float = 0,
     request: gr.Request = None,
-    progress=gr.Progress(),
 ):
     """Render the content photo in the style of the style image(s); yields the gallery as it fills.
 
@@ -769,7 +782,7 @@ def stylize(
         ),
     )
     name = f"{stem(content, 'content')}-x-{stem(style or style_2 or style_3, 'style')}-{plan.settings.name}"
-    yield from run_stylize(plan, int(snapshot_every), name.replace("+", "-"), request, progress)
+    yield from run_stylize(plan, int(snapshot_every), name.replace("+", "-"), request)
 
 
 #: ZeroGPU refuses a call whose requested duration is over the visitor's per-call cap ("illegal duration") and
@@ -823,7 +836,6 @@ def run_stylize(
     every: int,
     name: str,
     request: gr.Request | None,
-    progress: gr.Progress,
     *,
     into: tuple[gr.Gallery, gr.Markdown, gr.File] | None = None,
     first: list[tuple[str, str]] | None = None,
@@ -841,20 +853,21 @@ def run_stylize(
 
     with running(request, tab, sum(n for _, n in work)) as run:
         shown: list[tuple[str, str]] = list(first or [])
-        # A fresh page for this run. The status line then hosts the progress bar: Gradio shows it over a
-        # component until that component's next value, so the status gets none until the end.
-        yield {out_gallery: list(shown), out_status: "", out_file: None}
-        progress(0, desc="Starting")
+        line = "Starting…"
+        yield {out_gallery: list(shown), out_status: line, out_file: None}  # a fresh page for this run
         for event in run.follow(stylize_on_gpu(plan, every)):
             match event:
                 case Progress(step=step, info=info):
                     run.step = step
                     run.seconds_left = SPEED.seconds_left(work, step, info.elapsed)
-                    left = format_seconds(run.seconds_left)
-                    progress((step, info.total), desc=f"loss {info.loss:.3g} · about {left} left", unit="steps")
+                    detail = f"about {format_seconds(run.seconds_left)} left · loss {info.loss:.3g}"
+                    line = progress_line(step, info.total, info.elapsed, detail)
                 case GalleryImage(image=image, caption=caption):
                     shown.append((str(gimg.save_image(image, run.folder / f"{len(shown):04d}.png")), caption))
-                    yield {out_gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1)}
+                    yield {
+                        out_gallery: gr.Gallery(value=list(shown), selected_index=len(shown) - 1),
+                        out_status: run.stopped or line,
+                    }
                 case Done(result=out):
                     SPEED.update(out.losses)
                     fl = out.final_losses
@@ -866,7 +879,7 @@ def run_stylize(
                         out_file: str(gimg.save_image(out.image, run.folder / f"{name}.png")),
                     }
                 case None:
-                    yield gr.skip()
+                    yield {out_status: run.stopped or line}
 
 
 def stop_stylize(request: gr.Request) -> str:
@@ -912,7 +925,6 @@ def reconstruct(
     steps: float = 100,
     optimizer: str = "auto",
     request: gr.Request = None,
-    progress=gr.Progress(),
 ):
     """Fig. 1: the content from each of conv1_1..conv5_1 and the style from the growing layer sets.
 
@@ -926,17 +938,18 @@ def reconstruct(
     start = time.monotonic()
     with running(request, "fig1", total) as run:
         shown: dict[str, list[tuple[str, str]]] = {"content": [], "style": []}
-        yield {fig1_content_out: [], fig1_style_out: [], fig1_status: ""}  # the status then hosts the progress bar
-        progress(0, desc="Starting")
+        line = "Starting…"
+        yield {fig1_content_out: [], fig1_style_out: [], fig1_status: line}
         for event in run.follow(reconstruct_on_gpu(content_img, style_img, size, steps, optimizer)):
             n = sum(map(len, shown.values()))
             match event:
                 case Progress(step=step):
                     run.step = step
-                    progress((step, run.total), desc=f"Reconstruction {n + 1} of {total // steps}", unit="steps")
+                    detail = f"reconstruction {n + 1} of {total // steps}"
+                    line = progress_line(step, run.total, time.monotonic() - start, detail)
                 case GalleryImage(image=image, caption=caption, gallery=key):
                     shown[key].append((str(gimg.save_image(image, run.folder / f"{n:02d}.png")), caption))
-                    yield {galleries[key]: list(shown[key])}
+                    yield {galleries[key]: list(shown[key]), fig1_status: run.stopped or line}
                 case Done():
                     yield {
                         **{galleries[k]: list(items) for k, items in shown.items()},
@@ -944,7 +957,7 @@ def reconstruct(
                         "keeps it; right, the painting's style from ever more layers.",
                     }
                 case None:
-                    yield gr.skip()
+                    yield {fig1_status: run.stopped or line}
 
 
 def reconstruct_duration(content_img: Image.Image, style_img: Image.Image, size: int, steps: int, optimizer: str):
@@ -1227,20 +1240,27 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     fig1_btn = gr.Button("Reconstruct", variant="primary", elem_id="fig1-run")
                     fig1_stop = gr.Button("Stop", variant="stop", elem_id="fig1-stop")
         with gr.Row():
-            fig1_content_out = gr.Gallery(
-                label="Content reconstructions, from conv1_1 … conv5_1 alone",
-                columns=5,
-                height=300,
-                elem_id="fig1-content",
-                interactive=False,
-            )
-            fig1_style_out = gr.Gallery(
-                label="Style reconstructions, from conv1_1, + conv2_1, … + conv5_1",
-                columns=5,
-                height=300,
-                elem_id="fig1-style",
-                interactive=False,
-            )
+            # Titles above the galleries, not as their label badge: the badge covered the first thumbnails.
+            with gr.Column():
+                gr.Markdown("**Content reconstructions**, from conv1_1 … conv5_1 alone")
+                fig1_content_out = gr.Gallery(
+                    label="Content reconstructions",
+                    show_label=False,
+                    columns=5,
+                    height=300,
+                    elem_id="fig1-content",
+                    interactive=False,
+                )
+            with gr.Column():
+                gr.Markdown("**Style reconstructions**, from conv1_1, + conv2_1, … + conv5_1")
+                fig1_style_out = gr.Gallery(
+                    label="Style reconstructions",
+                    show_label=False,
+                    columns=5,
+                    height=300,
+                    elem_id="fig1-style",
+                    interactive=False,
+                )
         fig1_status = gr.Markdown("", elem_id="fig1-status", min_height=80)
         if rows:
             gr.Examples(rows, inputs=[fig1_content, fig1_style], cache_examples=False, example_labels=labels)
@@ -1254,12 +1274,14 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         concurrency_limit=INSTANT_CONCURRENCY,
         concurrency_id="instant",
     )
-    refine_event = refine_btn.click(queue_note, None, instant_status, queue=False, api_visibility="private").then(
+    refine_event = refine_btn.click(
+        queue_note, None, instant_status, queue=False, api_visibility="private", show_progress="hidden"
+    ).then(
         status_on_error(refine, lambda: instant_status),
         inputs_kwargs=dict(instant_inputs, painting=instant_painting),
         outputs=[instant_gallery, instant_status, instant_file],
         api_name="refine",
-        show_progress_on=[instant_status],
+        show_progress="hidden",  # the status line shows the app's own progress (progress_line)
         **ONE_OPTIMISATION_AT_A_TIME,
     )
     refine_stop.click(stop_refine, None, instant_status, cancels=[refine_event], api_name="stop_refine", queue=False)
@@ -1281,7 +1303,9 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         scales=scales,
     )
     # Inputs by parameter name: the API's /stylize takes them in this order (positional callers depend on it).
-    run_event = run_btn.click(queue_note, None, status, queue=False, api_visibility="private").then(
+    run_event = run_btn.click(
+        queue_note, None, status, queue=False, api_visibility="private", show_progress="hidden"
+    ).then(
         status_on_error(stylize, lambda: status),
         inputs_kwargs=dict(
             content=content,
@@ -1306,19 +1330,21 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
         ),
         outputs=[gallery, status, result],
         api_name="stylize",
-        show_progress_on=[status],
+        show_progress="hidden",  # the status line shows the app's own progress (progress_line)
         **ONE_OPTIMISATION_AT_A_TIME,
     )
     stop_btn.click(stop_stylize, None, status, cancels=[run_event], api_name="stop", queue=False)
     live_info([fig1_size.change, fig1_steps.change], fig1_info, fig1_eta, size=fig1_size, steps=fig1_steps)
-    fig1_event = fig1_btn.click(queue_note, None, fig1_status, queue=False, api_visibility="private").then(
+    fig1_event = fig1_btn.click(
+        queue_note, None, fig1_status, queue=False, api_visibility="private", show_progress="hidden"
+    ).then(
         status_on_error(reconstruct, lambda: fig1_status),
         inputs_kwargs=dict(
             content=fig1_content, style=fig1_style, size=fig1_size, steps=fig1_steps, optimizer=fig1_optimizer
         ),
         outputs=[fig1_content_out, fig1_style_out, fig1_status],
         api_name="reconstruct",
-        show_progress_on=[fig1_status],
+        show_progress="hidden",  # the status line shows the app's own progress (progress_line)
         **ONE_OPTIMISATION_AT_A_TIME,
     )
     fig1_stop.click(stop_reconstruct, None, fig1_status, cancels=[fig1_event], api_name="stop_reconstruct", queue=False)

@@ -138,7 +138,10 @@ def test_gallery_fills_step_by_step(page, shoot):
     start = time.monotonic()
     seen: dict[int, float] = {}  # snapshot count -> seconds after the click when first seen
     mid_run = None
-    while "Done" not in status(page):
+    lines: list[str] = []  # the status while the run works: the app's own progress line, never blank
+    while "Done" not in (text := status(page)):
+        if "Step " in text or lines:
+            lines.append(text)
         n = snapshots(page)
         seen.setdefault(n, time.monotonic() - start)
         if n >= 4 and mid_run is None and "Done" not in status(page):
@@ -149,6 +152,9 @@ def test_gallery_fills_step_by_step(page, shoot):
     shoot(page, "done")
     print(f"snapshot count -> seconds after click: {seen}")
     assert mid_run is not None, "never saw a partly filled gallery"
+    assert lines and all("Step " in t and "so far" in t for t in lines), [t for t in lines if "Step " not in t][:3]
+    steps_shown = [int(t.split("Step ")[1].split(" ")[0]) for t in lines]
+    assert steps_shown == sorted(steps_shown) and steps_shown[-1] > steps_shown[0], "the step count went back"
     # The preset's promise is a first snapshot within 15 s on an idle 2-core CPU; allow for a busy one.
     assert seen[1] < 30, f"first snapshot after {seen[1]:.1f} s"
     assert seen[2] - seen[1] > 0.3, "snapshots should arrive one after the other"
