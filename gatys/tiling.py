@@ -664,7 +664,16 @@ def _tiled_scale(
     content_y = im.luminance(content) if settings.preserve_colors else None
     per_position = _scale_grams(st, plan, sp.size, content_y, sp.gram_tile or sp.tile) if plan.styles else {}
     del content_y
-    x = F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+    x = F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False)
+    if settings.init == "content" and plan.init_image is None:
+        # Departure (a run that started from the photo): the upsampled coarse result has lost the photo's detail
+        # above the coarse scale's resolution, which a few steps per tile do not paint back (measured in
+        # benchmarks/tiling.py); add back the photo's own band that the round trip through that size removes.
+        net = im.luminance(content) if settings.preserve_colors else content
+        low = F.interpolate(F.interpolate(net, size=previous.shape[-2:], mode="area"), size=(h, w), mode="bicubic")
+        x.add_(net).sub_(low)
+        del low, net
+    x.clamp_(0, 1)
     del previous
     content_scale = final_px / (h * w)  # as a whole-image scale: see StyleTransfer._run
     layers = list(per_position)
