@@ -35,6 +35,7 @@ and multiplies by constants measured here as peak RSS (:data:`BYTES_PER_ACTIVATI
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import math
 import os
@@ -268,10 +269,20 @@ def seam_ratio(
 
 
 def process_memory(device: torch.device | str = "cpu") -> int:
-    """What the process holds now: resident set size on the CPU, allocated memory on a GPU."""
+    """What the process holds now: resident set size on the CPU, allocated memory on a GPU.
+
+    On the CPU, free heap memory is first given back to the system (``malloc_trim``), so memory a finished
+    computation freed (say, the time estimate's steps) is not counted as held.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.memory_allocated(device))
+    from .allocator import _libc
+
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim(0)
     with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     import resource
