@@ -233,6 +233,7 @@ def border_mask(tiles: Sequence[Tile], height: int, width: int, band: int = 1, s
 #: Where :func:`seam_ratio` compares: lines parallel to the borders, 16 and 32 px away on either side, so at the
 #: same phase of VGG's 16 px pooling lattice and the TransformNet's 4 px one (both leave periodic texture).
 CONTROL_SHIFTS = (-32, -16, 16, 32)
+COARSE_CONTROL_SHIFTS = (-128, -96, -64, 64, 96, 128)
 
 
 def seam_ratio(
@@ -240,14 +241,32 @@ def seam_ratio(
     tiles: Sequence[Tile],
     band: int = 1,
     control: Sequence[int] | None = CONTROL_SHIFTS,
+    scale: int = 1,
 ) -> float:
     """Mean gradient magnitude on the tiles' inner borders over the mean on control lines (1: no seam there).
 
     ``control``: the borders moved by these many px (the default compares like with like: the same phase of the
     networks' lattices, nearby content); None compares with every other pixel. A visible seam is far above 1.1.
+    ``scale``: measure on ``scale`` x ``scale`` block means, against lines 64 to 128 px away (the default
+    ``control`` then), so that a change of tone from tile to tile, which the feathering spreads over the
+    overlap and a 1 px gradient does not see, becomes a step (``scale=32`` in ``benchmarks/tiling.py``).
     """
     x = im.to_tensor(image) if isinstance(image, Image.Image) else image.detach().float().cpu()
     x = x[0] if x.ndim == 4 else x
+    if scale > 1:
+        x = F.avg_pool2d(x[None], scale, scale, ceil_mode=True)[0]
+        tiles = [
+            Tile(
+                round(t.top / scale),
+                round(t.left / scale),
+                max(1, round(t.height / scale)),
+                max(1, round(t.width / scale)),
+            )
+            for t in tiles
+        ]
+        if control is not None:
+            control = COARSE_CONTROL_SHIFTS if control is CONTROL_SHIFTS else control
+            control = sorted({round(c / scale) for c in control} - {0})
     dy = F.pad(x[:, 1:] - x[:, :-1], (0, 0, 0, 1))
     dx = F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 1, 0, 0))
     mag = (dx * dx + dy * dy).sum(0).sqrt()

@@ -239,3 +239,14 @@ def test_outputs_carry_the_icc_profile(tmp_path, suffix):
     with Image.open(out) as img:
         assert img.format == {".jpg": "JPEG", ".webp": "WEBP", ".png": "PNG"}.get(suffix, "TIFF")
         assert img.size == (40, 32) and img.info.get("icc_profile") == profile
+
+
+def test_coarse_seam_ratio_sees_a_change_of_tone_between_tiles():
+    h, w = 512, 512
+    tiles = layout(h, w, 160, 32)
+    noise = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)) * 0.2
+    tones = torch.zeros(1, 3, h, w)
+    for i, (t, wt) in enumerate(zip(tiles, blend_weights(tiles, h, w, 32))):
+        t.crop(tones).add_(wt * (0.2 + 0.6 * ((i * 7) % 5) / 4))  # each tile its own grey, feather-blended
+    drifted = noise + tones
+    assert tiling.seam_ratio(drifted, tiles, scale=32) > 1.5 * tiling.seam_ratio(noise + 0.5, tiles, scale=32)
