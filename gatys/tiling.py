@@ -8,20 +8,23 @@ scale tile by tile, every tile starting from the upsampled previous scale. What 
   style-transfer-pytorch and jcjohnson's multires recipe run the coarse scales whole; ProGamerGov's
   neural-style-pt "multires + tiles" scripts (and Gatys's own high-resolution notes, Gatys et al. 2017
   "Controlling perceptual factors") stylise the big image only as a refinement of a coarse whole-image result.
-- **Global** style targets: every tile is optimised against the Gram matrices of the *whole* style image at
-  the scale's style size (summed tile by tile over the style image when it does not fit, which is exact up to
-  the tiles' margins, since G = Σ_positions f fᵀ), rescaled to the tile's M_l as for any output size. Tiling
-  tools that crop the style with the content (or style each tile as its own picture) let the statistics drift
-  from tile to tile; ours match the whole painting everywhere. The stroke size stays tied to the style size
-  relative to the output (``style_scale``), so strokes do not shrink as the output grows. The older recipe of a
-  style scale of √(number of tiles) is not needed with global Grams and is not used.
-- Content: each tile's own crop of the content, as the whole-image run would see it there.
+- **Global** style targets, and the whole image's objective: each tile minimises the *whole image's* loss with
+  only its own pixels free. L_content is a sum over positions, so the tile's part is its own crop's. E_l
+  compares the whole image's Gram matrix G^l with the Gram matrix A^l of the *whole* style image at the
+  scale's style size (summed block by block when it does not fit in memory; exact, since G = Σ_positions
+  f fᵀ and each block keeps a margin wider than conv5_1's receptive field): the tile's target is A^l minus the
+  Gram of every other position (:func:`tile_targets`). So statistics match the whole painting across the
+  picture, without forcing each tile to hold all of it, as tiling tools that style each tile as its own
+  picture (or against its own style crop) do, and without the style drifting from tile to tile. Tiles are
+  visited in turn and each sees the others' changes (block-coordinate descent, a Gauss-Seidel sweep). The
+  stroke size stays tied to the style size relative to the output (``style_scale``), so strokes do not
+  shrink as the output grows; the older recipe of a style scale of √(number of tiles) is not needed.
 - Seams: overlapping tiles blended with feathered weights that sum to one (the overlap-and-feather of
-  neural-style-pt's tiling scripts and of image-stitching), and the grid offset by a different fraction of
-  its stride at each pass over a scale, so no tile border stays in one place (the per-iteration random tile
-  offsets of Tiled Diffusion / "MultiDiffusion", made deterministic and per pass).
-- Balance: a tile's α is multiplied by (final pixels / tile pixels), the rule the coarse scales already use,
-  so a tile weighs content against style as the whole image does.
+  neural-style-pt's tiling scripts and of image stitching), and the grid shifted by half its spacing on the
+  second pass over a scale, so no tile border stays in one place (the per-iteration random tile offsets of
+  MultiDiffusion / Tiled Diffusion, made deterministic and per pass).
+- A run started from the photo gets the photo's detail above the coarse scale's resolution back when a tiled
+  scale starts (a Laplacian-pyramid band), which a few steps per tile would not paint back.
 
 Feed-forward (:func:`feedforward_tiled`, used by :meth:`gatys.FastStyle.stylize`): overlapping tiles, each run
 with a halo of context (cropped away) and feather-blended; every instance-norm layer normalises with the
@@ -72,7 +75,9 @@ __all__ = [
 ]
 
 #: Peak bytes per activation element of one optimisation step (forward, backward, loss terms), fitted to peak
-#: RSS measured on a 2-core CPU with the HED VGG-16 (benchmarks/tiling.py prints model against measurement).
+#: RSS measured here (2-core CPU, HED VGG-16, ``recommended``: Fourier, blur pooling, gradient balance, 25 L-BFGS
+#: steps): 5186 B/px over the loaded process at 768x576 (3974 at 384x288) = 18 B x 266 activation elements per
+#: pixel up to conv5_1 + the L-BFGS images below. The 1024 px runs of benchmarks/tiling.py check it.
 BYTES_PER_ACTIVATION = 18.0
 #: Image-sized float32 RGB tensors one step holds besides the network: the image, its gradient, the Fourier
 #: coefficients, the best image, 2 x 20 L-BFGS curvature pairs and the search direction (Adam: 6).
@@ -81,7 +86,8 @@ ADAM_IMAGES = 8
 #: Image-sized float32 RGB tensors a tiled scale holds for the whole image (content, start, blended result,
 #: the upsampling's temporary) plus the blend weights' sum (one channel).
 WHOLE_IMAGES = 4.5
-#: Feed-forward: peak bytes per pixel per channel of the network's first layer (inference, fp32), measured.
+#: Feed-forward: peak bytes per pixel per channel of the network's first layer (inference, fp32), measured as
+#: peak RSS over the loaded process with starry-night (16 channels): 567 B/px at 512 px, 530 at 1024 px.
 FEEDFORWARD_BYTES = 36.0
 #: Smallest tile side the optimisation accepts; below it the borders would be most of the tile.
 MIN_TILE = 64
