@@ -483,8 +483,8 @@ def plan_schedule(
         # The Gram sums run without autograd in larger tiles, but no larger than the memory a tile's steps
         # left in the heap can serve (glibc keeps it: gatys.allocator); larger ones pushed the 1024 px
         # benchmark's peak RSS from 1.21 to 1.87 GB under a 1.5 GB budget.
-        fits = math.sqrt(step_bytes(model, settings, side * side) / 2 / nograd_bytes(model, 1))
-        gram_tile = max(side, int(fits) // 16 * 16)
+        heap_side = math.sqrt(step_bytes(model, settings, side * side) / 2 / nograd_bytes(model, 1))
+        gram_tile = max(side, int(heap_side) // 16 * 16)
         plans.append(ScalePlan(s, (w, h), n, tile=side, overlap=overlap, passes=PASSES, gram_tile=gram_tile))
     return Schedule(tuple(plans), budget, base)
 
