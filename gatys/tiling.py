@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import _optimize
+from . import _optimize, allocator
 from . import image as im
 from .errors import ConfigError
 from .losses import gram_matrix
@@ -748,6 +748,8 @@ def _tiled_scale(
                 t.crop(x).add_(wt.to(xt) * (xt.detach() - x0))
             for name, (g, _) in _crop_grams(st.model, t.crop(x), state).items():
                 state.grams[name] += g - own[name][0]
+            del xt, x0, targets, own
+            allocator.release_memory()  # see run_tiled
     return x, tiles
 
 
@@ -772,6 +774,10 @@ def run_tiled(
             except _optimize.Stop:
                 recorder.stopped = True
                 break
+            # Tuned malloc keeps freed memory for the next step (gatys.allocator); between scales and tiles the
+            # sizes change, the kept memory no longer fits them and the heap grows past the memory model
+            # (measured: 3.05 GB peak RSS under a 2 GB budget at 2048 px). Give it back at each change.
+            allocator.release_memory()
             continue
         if x is None:  # no whole scale fits: start from the run's initial image at a small size
             scale = st._scale(plan, index, im.MIN_SIDE * 4, 0, final_w * final_h)
