@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from accelerate import PartialState
+from app_server import free_port
 from helpers import ROOT, make_image
 from PIL import Image
 from test_feedforward import tiny_style
@@ -156,6 +157,7 @@ def test_accelerate_launch_two_processes_split_the_folder(photos, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    cmd += ["--main_process_port", str(free_port())]  # not torchrun's default 29500, which another run may hold
     cmd += ["-m", "gatys.batch", str(photos), "--model", str(model), "-o", str(out), "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
