@@ -100,7 +100,8 @@ def test_tiled_run_matches_untiled_objective(tiny_st, no_base, parameterization)
     kw = dict(preset="recommended", size=160, steps=12, coarse_steps=12, seed=0, parameterization=parameterization)
     untiled = tiny_st.stylize(content, style, **kw)
     assert untiled.tiling is None
-    budget = tiling.step_bytes(tiny_st.model, untiled.settings, 96 * 96) + int(tiling.WHOLE_IMAGES * 12 * 160 * 120)
+    need = tiling.step_bytes(tiny_st.model, untiled.settings, 96 * 96) + int(tiling.WHOLE_IMAGES * 12 * 160 * 120)
+    budget = int(need / tiling.HEADROOM)  # 96 px tiles
     plan = tiny_st.check_inputs(content, style, max_memory=budget, **kw)
     schedule = tiny_st.schedule(plan)
     assert schedule.tiled and len(schedule.scales[-1].tiles(0)) >= 4
@@ -123,7 +124,8 @@ def test_budget_too_small_for_one_tile(tiny_st, no_base):
 
 def test_stop_in_a_tiled_run_returns_an_image(tiny_st, no_base):
     content, style = make_image(128, 96, 1), make_image(96, 128, 2)
-    budget = tiling.step_bytes(tiny_st.model, tiny_st.check_inputs(content, style).settings, 64 * 64) + 10**6
+    need = tiling.step_bytes(tiny_st.model, tiny_st.check_inputs(content, style).settings, 64 * 64) + 10**6
+    budget = int(need / tiling.HEADROOM)
     calls = []
     out = tiny_st.stylize(
         content, style, size=128, steps=4, max_memory=budget, callback=lambda i: calls.append(i.step) or len(calls) < 9
