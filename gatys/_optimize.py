@@ -288,11 +288,16 @@ class Evaluation:
         self.budget, self.report, self.count = budget, report, 0
         self.best_loss, self.best_x = math.inf, image().detach().clone()
 
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+        """The objective at ``x`` and the values reported for it (total, content, style, tv); subclasses add
+        terms here (gatys.video's temporal loss)."""
+        loss, parts = objective(self.model, x, self.targets, self.precision)
+        return loss, parts.tolist()
+
     def __call__(self) -> torch.Tensor:
         x = self.image()
-        loss, parts = objective(self.model, x, self.targets, self.precision)
+        loss, values = self.loss(x)
         loss.backward()
-        values = parts.tolist()
         if not math.isfinite(values[0]):
             raise GatysError("the loss became NaN or infinite; lower the learning rate or use the lbfgs optimizer")
         if values[0] < self.best_loss:

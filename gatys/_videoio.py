@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import ConfigError, ImageError
-from .image import write_atomic
+from .image import check_output_folder, write_atomic
 
 #: Containers we write, by suffix, and the FFmpeg muxer for each; frames are H.264 in yuv420p (plays anywhere).
 WRITE_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -93,11 +93,7 @@ def check_output(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in WRITE_CONTAINERS:
         raise ConfigError(f"cannot write {p.name}: unknown video suffix; use one of {', '.join(WRITE_CONTAINERS)}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ImageError(f"output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise ImageError(f"output folder {parent} is not writable")
+    check_output_folder(p)
     return p
 
 

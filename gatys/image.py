@@ -202,12 +202,17 @@ def check_output_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in WRITE_FORMATS:
         raise ImageError(f"cannot write {p.name}: unknown suffix; use one of {', '.join(sorted(WRITE_FORMATS))}")
-    parent = p.parent if str(p.parent) else Path(".")
+    check_output_folder(p)
+    return p
+
+
+def check_output_folder(path: Path) -> None:
+    """The folder ``path`` would be written to exists and is writable; else a one-line ImageError."""
+    parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ImageError(f"output folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise ImageError(f"output folder {parent} is not writable")
-    return p
 
 
 def _umask() -> int:

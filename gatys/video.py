@@ -83,23 +83,11 @@ class _TemporalEvaluation(_optimize.Evaluation):
         super().__init__(*args)
         self.warped, self.mask, self.weight = warped, mask, weight
 
-    def __call__(self) -> torch.Tensor:
-        x = self.image()
-        loss, parts = _optimize.objective(self.model, x, self.targets, self.precision)
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+        loss, values = super().loss(x)
         # L_temporal = (1/D) Σ c (x - ω)² (Ruder et al., Eq. 7), D = pixels × channels.
         loss = loss + self.weight * (self.mask * (x - self.warped) ** 2).mean()
-        loss.backward()
-        values = [float(loss.detach()), *parts.tolist()[1:]]
-        if not np.isfinite(values[0]):
-            raise GatysError("the loss became NaN or infinite; lower the temporal weight or use the lbfgs optimizer")
-        if values[0] < self.best_loss:
-            self.best_loss = values[0]
-            self.best_x.copy_(x.detach())
-        self.report(x.detach(), values)
-        self.count += 1
-        if self.count >= self.budget:
-            raise _optimize.ScaleDone
-        return loss
+        return loss, [float(loss.detach()), *values[1:]]
 
 
 def optimization_method(
