@@ -177,18 +177,24 @@ time.sleep(600)
 """
 
 
-def next_job_starts(client: Any, start: float) -> float:
-    """Seconds from ``start`` until a new small run (64 px, 2 steps) submitted now starts: the worker is free."""
+def submit_stylize(client: Any, size: int, steps: int) -> Any:
+    """Tübingen x The Shipwreck of the Minotaur through ``/stylize`` at ``size`` px for ``steps`` steps."""
     from gradio_client import handle_file
-    from gradio_client.utils import Status
 
-    job = client.submit(
+    return client.submit(
         content=handle_file(str(IMAGES / "tubingen.jpg")),
         style=handle_file(str(IMAGES / "shipwreck.jpg")),
-        size=64,
-        steps=2,
+        size=size,
+        steps=steps,
         api_name="/stylize",
     )
+
+
+def next_job_starts(client: Any, start: float) -> float:
+    """Seconds from ``start`` until a new small run (64 px, 2 steps) submitted now starts: the worker is free."""
+    from gradio_client.utils import Status
+
+    job = submit_stylize(client, 64, 2)
     while not job.done():
         if job.status().code in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS):
             break
@@ -199,17 +205,11 @@ def next_job_starts(client: Any, start: float) -> float:
 
 
 def abandoned(url: str, pid: int) -> list[dict[str, Any]]:
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     rows = []
     client, other = Client(url, verbose=False), Client(url, verbose=False)
-    job = client.submit(
-        content=handle_file(str(IMAGES / "tubingen.jpg")),
-        style=handle_file(str(IMAGES / "shipwreck.jpg")),
-        size=256,
-        steps=2000,
-        api_name="/stylize",
-    )
+    job = submit_stylize(client, 256, 2000)
     wait_busy(pid)
     time.sleep(2)
     start = time.monotonic()
