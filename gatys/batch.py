@@ -333,8 +333,9 @@ def _main(args: argparse.Namespace, state: Any) -> int:
         state.wait_for_everyone()
         report = run_batch(items, render, progress=not args.quiet, state=state)
     except GatysError as e:
-        print(f"gatys: error: {e}", file=sys.stderr)
-        return 2
+        from .cli import _err  # the command line's one wording of errors (exit status 2)
+
+        return _err(str(e))
     except KeyboardInterrupt:
         print("gatys: interrupted; finished outputs are kept, run the same command to resume", file=sys.stderr)
         return 130

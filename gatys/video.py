@@ -443,8 +443,9 @@ def main(argv: list[str] | None = None, prog: str = "gatys video") -> int:
             progress=not args.quiet,
         )
     except GatysError as e:
-        print(f"gatys: error: {e}", file=sys.stderr)
-        return 2
+        from .cli import _err  # the command line's one wording of errors (exit status 2)
+
+        return _err(str(e))
     except KeyboardInterrupt:
         print("gatys: interrupted; finished frames are kept, run the same command to resume", file=sys.stderr)
         return 130
