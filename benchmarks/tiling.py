@@ -49,6 +49,47 @@ def peak_rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+class RssTimeline:
+    """Samples the process's RSS every ``period`` s beside phase marks, to tell in which phase the peak falls."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        import threading
+
+        self.samples: list[tuple[float, int]] = []
+        self.marks: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._period = period
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/self/statm") as f:
+                self.samples.append((time.perf_counter(), int(f.read().split()[1]) * self._page))
+            self._stop.wait(self._period)
+
+    def mark(self, label: str) -> None:
+        self.marks.append((time.perf_counter(), label))
+
+    def peak_phase(self) -> dict[str, Any]:
+        """The sampled peak, the phase it fell in and the highest RSS of each phase."""
+        self._stop.set()
+        self._thread.join()
+        phases: dict[str, int] = {}
+        peak = ("start", 0)
+        at = 0
+        for t, rss in self.samples:
+            while at + 1 < len(self.marks) and self.marks[at + 1][0] <= t:
+                at += 1
+            label = self.marks[at][1] if self.marks and self.marks[0][0] <= t else "start"
+            if rss > peak[1]:
+                peak = (label, rss)
+            scale = label.split(" after step")[0]
+            phases[scale] = max(phases.get(scale, 0), rss)
+        return {"sampled_peak": peak[1], "peak_phase": peak[0], "phases": phases}
+
+
 def save_crops(image: Any, tiles: list[Any], path: Path) -> None:
     """The output around the interior tile corner nearest the centre: as is | with the tile borders in red."""
     from PIL import Image, ImageDraw
@@ -88,12 +129,20 @@ def child_opt(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         coarse_steps=spec["coarse_steps"],
         max_memory=spec["budget"],
     )
+    timeline = RssTimeline()
+    timeline.mark("plan and estimate")
     plan = st.check_inputs(content, style, **kw)
     schedule = st.schedule(plan)
     estimate = st.estimate_seconds(plan, schedule)
+
+    def mark(info: Any) -> None:  # a phase runs from one step's end to the next (the next tile's setup included)
+        timeline.mark(f"scale {info.scale} ({info.size[0]}x{info.size[1]}) after step {info.step}")
+
+    timeline.mark("stylize: first scale's targets")
     t0 = time.perf_counter()
-    result = st.stylize(content, style, **kw)
+    result = st.stylize(content, style, callback=mark, **kw)
     wall = time.perf_counter() - t0
+    timeline.mark("after stylize")
     peak = peak_rss()
     result.image.save(out / f"{spec['name']}.png")
     row: dict[str, Any] = {
@@ -114,6 +163,7 @@ def child_opt(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         row["seam_coarse"] = tiling.seam_ratio(result.image, tiles, scale=32)
         row["last_tiles"] = [list(dataclasses.astuple(t)) for t in tiles]
         save_crops(result.image, tiles, out / f"crop_{spec['name']}.png")
+    row.update(timeline.peak_phase())
     return row
 
 
@@ -306,6 +356,15 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         lines += ["", "Targets: peak RSS <= budget x 1.2; seam ratio <= 1.1. Crops: crop_tiled_<size>.png.", ""]
+        for name, r in results["large"].items():
+            if "phases" in r:
+                per_scale = "; ".join(f"{k}: {mib(v)}" for k, v in r["phases"].items())
+                lines += [
+                    f"{name}: RSS sampled every 50 ms peaked at {mib(r['sampled_peak'])} in "
+                    f"'{r['peak_phase']}' (a phase runs from one step's end to the next step's end, so the "
+                    f"next tile's or scale's setup counts in it); highest per phase: {per_scale}.",
+                    "",
+                ]
     if "ff" not in args.skip:
         rows = {}
         for gs in (True, False):

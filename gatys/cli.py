@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="memory the run may use (e.g. 2GB, 512MB); a larger output is made in tiles [80%% of the free memory]",
     )
+    parser.add_argument(
+        "--bits",
+        type=int,
+        choices=[8, 16],
+        default=8,
+        help="bits per channel of the output; 16 (PNG or TIFF only) keeps smooth gradients for print [8]",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_preset_options(parser)
     return parser
@@ -206,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Validate everything before loading weights or computing anything.
         out_path = im.check_output_path(args.output)
+        im.check_bits(out_path, args.bits)
         opts = get_preset(args.preset).with_overrides(**overrides)
         if args.save_every < 0:
             raise GatysError(f"--save-every must be >= 0, got {args.save_every}")
@@ -240,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         out = st.stylize(args.content, args.styles, **options)
-        im.save_image(out.image, out_path, icc_profile=im.icc_profile(args.content))
+        final = out.pixels if args.bits == 16 and out.pixels is not None else out.image
+        im.save_image(final, out_path, icc_profile=im.icc_profile(args.content), bits=args.bits)
     except GatysError as e:
         return _err(str(e))
     except KeyboardInterrupt:
@@ -287,6 +296,8 @@ def _fast(args: argparse.Namespace) -> int:
     try:
         max_memory = None if args.max_memory is None else parse_memory(args.max_memory)
         outputs = _fast_outputs(photos, args.output, args.model)
+        for out_path in outputs:
+            im.check_bits(out_path, args.bits)
         for i, photo in enumerate(photos):  # every photo readable before the model loads
             im.load_image(photo, name=f"photo {i + 1}" if len(photos) > 1 else "photo")
         fs = FastStyle.from_pretrained(
@@ -295,10 +306,10 @@ def _fast(args: argparse.Namespace) -> int:
         print(f"gatys: model {fs.description}", file=sys.stderr)
         for photo, out_path in zip(photos, outputs):
             t0 = time.perf_counter()
-            img = fs.stylize(photo, size=size, preserve_colors=bool(args.preserve_colors), max_memory=max_memory)
-            im.save_image(img, out_path, icc_profile=im.icc_profile(photo))
+            y = fs.stylize_pixels(photo, size=size, preserve_colors=bool(args.preserve_colors), max_memory=max_memory)
+            im.save_image(y, out_path, icc_profile=im.icc_profile(photo), bits=args.bits)
             print(
-                f"gatys: wrote {out_path} ({img.width}x{img.height}) in {time.perf_counter() - t0:.2f} s",
+                f"gatys: wrote {out_path} ({y.shape[-1]}x{y.shape[-2]}) in {time.perf_counter() - t0:.2f} s",
                 file=sys.stderr,
             )
     except GatysError as e:

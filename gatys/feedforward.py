@@ -400,9 +400,31 @@ class FastStyle:
             ]
         return self._stylize_one(image_or_images, size, preserve_colors, "image", budget)  # type: ignore[arg-type]
 
+    def stylize_pixels(
+        self,
+        image: ImageInput,
+        *,
+        size: int | None = None,
+        preserve_colors: bool = False,
+        max_memory: str | int | None = None,
+    ) -> torch.Tensor:
+        """As :meth:`stylize` for one image, but the output before rounding to 8 bits: a (1, 3, H, W) float32
+        tensor in [0, 1] on the CPU, for 16-bit files (``gatys.image.save_image(t, "out.tif", bits=16)``)."""
+        from . import tiling
+
+        if size is not None and size < 16:
+            raise ConfigError(f"size must be at least 16 px, got {size}")
+        budget = None if max_memory is None else tiling.parse_memory(max_memory)
+        return self._stylize_tensor(image, size, preserve_colors, "image", budget)
+
     def _stylize_one(
         self, src: ImageInput, size: int | None, preserve_colors: bool, name: str, budget: int | None = None
     ) -> Image.Image:
+        return to_pil(self._stylize_tensor(src, size, preserve_colors, name, budget))
+
+    def _stylize_tensor(
+        self, src: ImageInput, size: int | None, preserve_colors: bool, name: str, budget: int | None
+    ) -> torch.Tensor:
         from . import tiling
 
         img = load_image(src, max_side=size, name=name)
@@ -418,4 +440,4 @@ class FastStyle:
             y = tiling.feedforward_tiled(self.net, x, tile)[0] if tile else self.net(x).float()
         if preserve_colors:
             y = with_chroma_of(y, x)
-        return to_pil(y)
+        return y.float().clamp(0, 1).cpu()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -280,18 +282,139 @@ def icc_profile(src: ImageInput) -> bytes | None:
     return None
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, *, icc_profile: bytes | None = None) -> Path:
+#: Formats that take 16 bits per channel (:func:`save_image` with ``bits=16``).
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+
+
+def check_bits(path: str | os.PathLike, bits: int) -> None:
+    """``bits`` is 8 or 16, and 16 only for a PNG or TIFF ``path``; else a one-line ImageError."""
+    if bits not in (8, 16):
+        raise ImageError(f"bits must be 8 or 16, got {bits}")
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if bits == 16 and fmt not in SIXTEEN_BIT_FORMATS:
+        raise ImageError(f"cannot write 16 bits per channel to {Path(path).name}; use a .png, .tif or .tiff file")
+
+
+def save_image(
+    img: Image.Image | torch.Tensor, path: str | os.PathLike, *, icc_profile: bytes | None = None, bits: int = 8
+) -> Path:
     """Write atomically (see :func:`write_atomic`), in the format the suffix names (PNG, JPEG, WebP, TIFF, BMP).
 
     Args:
+        img: an RGB PIL image, or a (1, 3, H, W) / (3, H, W) tensor in [0, 1].
         icc_profile: embed this colour profile (PNG, JPEG, WebP and TIFF; BMP has no place for one).
+        bits: 8, or 16 per channel (PNG and TIFF only): from a tensor, the values rounded to 1/65535 rather
+            than 1/255, which keeps smooth gradients (skies) free of banding in print workflows.
     """
     p = check_output_path(path)
+    check_bits(p, bits)
     fmt = WRITE_FORMATS[p.suffix.lower()]
+    if bits == 16:
+        t = img if isinstance(img, torch.Tensor) else to_tensor(img)
+        arr = _to_uint16(t)
+        write = _write_png16 if fmt == "PNG" else _write_tiff16
+        return write_atomic(p, lambda f: f.write(write(arr, icc_profile)))
+    if isinstance(img, torch.Tensor):
+        img = to_pil(img)
     options = dict(_SAVE_OPTIONS.get(fmt, {}))
     if icc_profile and fmt != "BMP":
         options["icc_profile"] = icc_profile
     return write_atomic(p, lambda f: img.save(f, format=fmt, **options))
+
+
+def _to_uint16(t: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint16 (values clipped)."""
+    t = t.detach()
+    if t.ndim == 4:
+        t = t[0]
+    scaled = (t.float().clamp(0, 1) * 65535.0).round().to(torch.int32)
+    return np.ascontiguousarray(scaled.permute(1, 2, 0).cpu().numpy().astype(np.uint16))
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def _write_png16(arr: np.ndarray, icc_profile: bytes | None) -> bytes:
+    """A 48-bit RGB PNG (PNG spec 1.2: colour type 2, bit depth 16, big-endian samples) with an iCCP chunk.
+
+    Pillow has no 16-bit RGB mode, so the file is assembled here: every row uses the Sub filter (each byte
+    less the byte 6 before it, the same channel of the pixel to the left), which compresses smooth images.
+    """
+    h, w, _ = arr.shape
+    rows = arr.astype(">u2").view(np.uint8).reshape(h, w * 6)
+    filtered = np.empty((h, w * 6 + 1), np.uint8)
+    filtered[:, 0] = 1  # Sub
+    filtered[:, 1:7] = rows[:, :6]
+    filtered[:, 7:] = rows[:, 6:] - rows[:, :-6]  # uint8 arithmetic wraps modulo 256, as the filter defines
+    out = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))]
+    if icc_profile:
+        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
+    data = zlib.compress(filtered.tobytes(), 6)
+    for i in range(0, max(len(data), 1), 1 << 20):  # IDAT chunks of 1 MiB, as encoders commonly write
+        out.append(_png_chunk(b"IDAT", data[i : i + (1 << 20)]))
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _write_tiff16(arr: np.ndarray, icc_profile: bytes | None) -> bytes:
+    """A 48-bit RGB baseline TIFF (little-endian, chunky), Deflate-compressed in strips of 64 rows with the
+    horizontal-differencing predictor, and the ICC profile in tag 34675."""
+    h, w, _ = arr.shape
+    diff = arr.copy()
+    diff[:, 1:] -= arr[:, :-1]  # predictor 2: each sample less its left neighbour's, modulo 2^16
+    raw = diff.astype("<u2")
+    strips = [zlib.compress(raw[y : y + 64].tobytes(), 6) for y in range(0, h, 64)]
+    entries: list[tuple[int, int, int, bytes]] = []  # tag, type, count, value (4 bytes inline or data)
+    SHORT, LONG, UNDEFINED = 3, 4, 7
+
+    def short(tag: int, *values: int) -> None:
+        entries.append((tag, SHORT, len(values), struct.pack(f"<{len(values)}H", *values)))
+
+    def long(tag: int, *values: int) -> None:
+        entries.append((tag, LONG, len(values), struct.pack(f"<{len(values)}I", *values)))
+
+    long(256, w)
+    long(257, h)
+    short(258, 16, 16, 16)  # BitsPerSample
+    short(259, 8)  # Compression: Deflate (Adobe)
+    short(262, 2)  # PhotometricInterpretation: RGB
+    long(273, *([0] * len(strips)))  # StripOffsets: written below, once the data's position is known
+    short(277, 3)  # SamplesPerPixel
+    long(278, 64)  # RowsPerStrip
+    long(279, *[len(s) for s in strips])  # StripByteCounts
+    short(284, 1)  # PlanarConfiguration: chunky
+    short(317, 2)  # Predictor: horizontal differencing
+    if icc_profile:
+        entries.append((34675, UNDEFINED, len(icc_profile), icc_profile))
+    ifd_size = 2 + 12 * len(entries) + 4
+    extra_at = 8 + ifd_size
+    extras: list[bytes] = []
+    for tag, _, _, value in entries:  # values over 4 bytes live after the IFD (word-aligned)
+        if len(value) > 4 and tag != 273:
+            extras.append(value + b"\x00" * (len(value) % 2))
+    strip_offsets_at = extra_at + sum(len(e) for e in extras)
+    data_at = strip_offsets_at + (4 * len(strips) if len(strips) > 1 else 0)
+    positions, at = [], data_at
+    for s in strips:
+        positions.append(at)
+        at += len(s)
+    ifd = [struct.pack("<H", len(entries))]
+    cursor = extra_at
+    for tag, typ, count, value in entries:
+        if tag == 273:
+            value = struct.pack(f"<{len(strips)}I", *positions)
+            if len(strips) > 1:
+                ifd.append(struct.pack("<HHII", tag, typ, count, strip_offsets_at))
+                continue
+        if len(value) > 4:
+            ifd.append(struct.pack("<HHII", tag, typ, count, cursor))
+            cursor += len(value) + len(value) % 2
+        else:
+            ifd.append(struct.pack("<HHI", tag, typ, count) + value.ljust(4, b"\x00"))
+    ifd.append(struct.pack("<I", 0))  # no next IFD
+    offsets = struct.pack(f"<{len(strips)}I", *positions) if len(strips) > 1 else b""
+    return b"".join([b"II*\x00", struct.pack("<I", 8), *ifd, *extras, offsets, *strips])
 
 
 # -- colour -------------------------------------------------------------------------------------------------

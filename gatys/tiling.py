@@ -899,7 +899,7 @@ def feedforward_tile_side(net: nn.Module, shape: tuple[int, int], budget: int, b
 def run_stylize(st: StyleTransfer, plan: Plan, schedule: Schedule, recorder: _Recorder) -> StylizeOutput:
     """A tiled :meth:`StyleTransfer.stylize` run, as the untiled path returns it plus its :class:`TilingReport`."""
     x, content, report = run_tiled(st, plan, schedule, recorder)
-    final = im.to_pil(_optimize.pixels(x, content, plan.settings))
+    final = _optimize.pixels(x, content, plan.settings)
     del x, content
     out = recorder.finish(final, plan.settings, st.weights_name, str(st.device))
     out.tiling = report

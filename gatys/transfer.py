@@ -72,6 +72,9 @@ class StylizeOutput:
     seconds: float
     stopped: bool = False  # True if the callback asked to stop early
     tiling: tiling.TilingReport | None = None  # how a run over its memory budget was tiled (None: untiled)
+    #: The final image before rounding to 8 bits: (1, 3, H, W) float32 in [0, 1] on the CPU, for 16-bit
+    #: outputs (``gatys.image.save_image(out.pixels, "out.png", bits=16)``).
+    pixels: torch.Tensor | None = dataclasses.field(default=None, repr=False)
 
     @property
     def images(self) -> list[Image.Image]:
@@ -145,8 +148,10 @@ class _Recorder:
         if self.bar is not None:
             self.bar.close()
 
-    def finish(self, final: Image.Image, settings: Preset, weights: str, device: str) -> StylizeOutput:
-        """The output, with ``final`` (the kept best, not a line-search trial) as the last snapshot."""
+    def finish(self, pixels: torch.Tensor, settings: Preset, weights: str, device: str) -> StylizeOutput:
+        """The output, with ``pixels`` (the kept best, not a line-search trial) as the last snapshot."""
+        pixels = pixels.detach().float().cpu()
+        final = im.to_pil(pixels)
         step = len(self.history)
         if self.snapshots and self.snapshots[-1].step == step:
             self.snapshots[-1] = Snapshot(step, self.snapshots[-1].loss, final)
@@ -161,6 +166,7 @@ class _Recorder:
             device=device,
             seconds=time.perf_counter() - self.start,
             stopped=self.stopped,
+            pixels=pixels,
         )
 
 
@@ -499,8 +505,9 @@ class StyleTransfer:
                 allocator.release_memory()
         if x is None or scale is None or not recorder.history:
             raise GatysError("the run stopped before its first step; nothing to return")
-        final = im.to_pil(_optimize.pixels(x, scale.content, settings))
-        return recorder.finish(final, settings, self.weights_name, str(self.device))
+        return recorder.finish(
+            _optimize.pixels(x, scale.content, settings), settings, self.weights_name, str(self.device)
+        )
 
     def _run_tiled(
         self, plan: Plan, schedule: tiling.Schedule, callback: Callback | None, progress: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from helpers import make_image
@@ -252,3 +253,60 @@ def test_coarse_seam_ratio_sees_a_change_of_tone_between_tiles():
         t.crop(tones).add_(wt * (0.2 + 0.6 * ((i * 7) % 5) / 4))  # each tile its own grey, feather-blended
     drifted = noise + tones
     assert tiling.seam_ratio(drifted, tiles, scale=32) > 1.5 * tiling.seam_ratio(noise + 0.5, tiles, scale=32)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".tiff"])
+@pytest.mark.parametrize("shape", [(37, 53), (130, 71)])  # (130, 71): TIFF strips of 64 rows, the last short
+def test_sixteen_bit_outputs_keep_every_value_and_the_icc_profile(tmp_path, suffix, shape):
+    cv2 = pytest.importorskip("cv2")
+    from PIL import Image, ImageCms
+
+    from gatys.image import save_image
+
+    h, w = shape
+    t = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h))
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = save_image(t, tmp_path / f"out{suffix}", icc_profile=profile, bits=16)
+    expected = (t[0].permute(1, 2, 0) * 65535).round().to(torch.int32).numpy()
+    read = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)  # libpng / libtiff, independent of our writer
+    assert read.dtype == np.uint16 and read.shape == (h, w, 3)
+    assert np.array_equal(read[..., ::-1].astype(np.int32), expected)
+    with Image.open(out) as img:  # Pillow reads it too (as 8 bits), with the profile
+        assert img.size == (w, h) and img.info.get("icc_profile") == profile
+        assert np.abs(np.asarray(img.convert("RGB"), dtype=np.int32) - expected // 257).max() <= 1
+
+
+def test_sixteen_bits_only_where_the_format_has_them(tmp_path):
+    from gatys.errors import ImageError
+    from gatys.image import save_image
+
+    for name, bits in (("out.jpg", 16), ("out.webp", 16), ("out.png", 12)):
+        with pytest.raises(ImageError, match="16|bits") as e:
+            save_image(torch.rand(1, 3, 8, 8), tmp_path / name, bits=bits)
+        assert "\n" not in str(e.value)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("model", [False, True])
+def test_cli_writes_sixteen_bit_files(tmp_path, capsys, monkeypatch, tiny_weights_dir, model):
+    cv2 = pytest.importorskip("cv2")
+    from gatys.cli import main
+
+    c, s = tmp_path / "c.png", tmp_path / "s.png"
+    make_image(48, 40, 1).save(c)
+    make_image(40, 48, 2).save(s)
+    monkeypatch.setenv("GATYS_WEIGHTS", str(tiny_weights_dir))
+    if model:
+        from test_feedforward import tiny_style
+
+        args = [str(c), "--model", str(tiny_style().save_pretrained(tmp_path / "m", style_image=make_image(40, 48, 2)))]
+    else:
+        args = [str(c), str(s), "--steps", "3", "--init", "noise"]
+    assert main([*args, "-o", str(tmp_path / "o.jpg"), "--size", "40", "-q", "--bits", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "16 bits" in err and not (tmp_path / "o.jpg").exists()
+    out = tmp_path / "o.tif"
+    assert main([*args, "-o", str(out), "--size", "40", "-q", "--bits", "16"]) == 0, capsys.readouterr().err
+    read = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert read.dtype == np.uint16 and read.shape[1:] == (40, 3) and read.shape[0] in (33, 34)
+    assert (read % 257 != 0).any()  # finer steps than an 8-bit image scaled up
