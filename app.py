@@ -53,7 +53,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from gatys import PRESETS, GatysError, Plan, Preset, StepInfo, StyleTransfer, StylizeOutput
+from gatys import PRESETS, GatysError, Plan, Preset, StepInfo, StyleTransfer, StylizeOutput, tiling
 from gatys import image as gimg
 from gatys.feedforward import FastStyle, builtin_styles
 from gatys.presets import APP_DEFAULT_PRESET, FIG3_LAYER_SETS, FIG3_RATIOS, PAPER_STYLE_LAYERS, fig3_preset_name
@@ -477,6 +477,28 @@ STYLES, STYLE_PROBLEMS = load_styles()
 #: not fit in memory: up to print sizes on a GPU; 2048 px on a CPU, where 4096 px takes minutes.
 INSTANT_MAX_SIZE = 2048 if st is None or st.device.type == "cpu" else 4096
 INSTANT_DEFAULT_SIZE = 512
+#: Large outputs of the optimisation: above MAX_SIZE the Stylize tab runs under a memory budget, tiled where the
+#: whole image does not fit (gatys.tiling), with the schedule and the time it will take shown before it starts.
+#: A 2048 px run takes tens of minutes on a CPU (benchmarks/README.md "Large outputs"); GATYS_APP_MAX_SIZE and
+#: GATYS_APP_MAX_MEMORY set the limit and the budget (defaults: 2048 px and 3GB on a CPU, 4096 px and 16GB on a GPU).
+LARGE_MAX_SIZE = int(os.environ.get("GATYS_APP_MAX_SIZE", 2048 if st is None or st.device.type == "cpu" else 4096))
+LARGE_MEMORY = os.environ.get("GATYS_APP_MAX_MEMORY", "3GB" if st is None or st.device.type == "cpu" else "16GB")
+
+
+def planned_work(opts: Preset, aspect: float = 0.75) -> tuple[list[tuple[int, int]], str]:
+    """(pixels, steps) per scale as a run of ``opts`` will do them, tiles counted, and a note on the tiling.
+
+    Up to MAX_SIZE a run is whole (:func:`schedule`); above, under LARGE_MEMORY, a tiled scale's steps are its
+    tiles x steps, each step costing a tile's pixels (overlaps included).
+    """
+    if st is None or opts.size <= MAX_SIZE:
+        return schedule(opts, aspect), ""
+    shape = (opts.size, max(1, round(opts.size * aspect)))
+    plan = tiling.plan_schedule(
+        st.model, opts, shape, tiling.parse_memory(LARGE_MEMORY), tiling.process_memory(st.device)
+    )
+    work = [(s.pixel_steps // max(1, s.total_steps), s.total_steps) for s in plan.scales]
+    return work, f" Large output: {plan.describe()}." if plan.tiled else ""
 
 
 def prune(folder: Path, older_than: float) -> None:
@@ -694,9 +716,13 @@ def preset_info(preset: str, size: float, steps: float, scales: float) -> str:
         opts = p
     machine = "this CPU" if st is None or st.device.type == "cpu" else f"this {st.device.type.upper()}"
     scales_note = f", {opts.num_scales} scales" if opts.num_scales > 1 else ""
+    try:
+        work, tiles_note = planned_work(opts)
+    except GatysError as e:
+        return f"{p.description}. <br>**{opts.size} px does not fit this app's memory budget:** {e}."
     return (
         f"{p.description}. <br>Source: {p.source}. <br>**Expected time on {machine}: "
-        f"{SPEED.describe(schedule(opts))}** ({opts.size} px, {opts.steps} steps{scales_note})."
+        f"{SPEED.describe(work)}** ({opts.size} px, {opts.steps} steps{scales_note}).{tiles_note}"
     )
 
 
@@ -728,13 +754,24 @@ def check_stylize(
             weights.append(float(w if w is not None else 1.0))
     if not images:
         raise mistake("Every style image has weight 0; give at least one a positive weight.")
-    if fields["size"] is not None and fields["size"] > MAX_SIZE:
-        raise mistake(f"Output size {fields['size']} px is over this app's limit of {MAX_SIZE} px.")
+    if fields["size"] is not None and fields["size"] > LARGE_MAX_SIZE:
+        raise mistake(f"Output size {fields['size']} px is over this app's limit of {LARGE_MAX_SIZE} px.")
     overrides = {k: v for k, v in fields.items() if v is not None and not same(getattr(PRESETS[preset], k), v)}
+    size = fields["size"] if fields["size"] is not None else PRESETS[preset].size
     try:
-        return st.check_inputs(content_img, images, preset=preset, style_weights=weights, seed=seed, **overrides)
+        plan = st.check_inputs(
+            content_img,
+            images,
+            preset=preset,
+            style_weights=weights,
+            seed=seed,
+            max_memory=LARGE_MEMORY if size > MAX_SIZE else None,
+            **overrides,
+        )
+        st.schedule(plan)  # a budget too small for the size is a plain message now, not an error mid-run
     except GatysError as e:
         raise mistake(str(e)) from None
+    return plan
 
 
 def stylize(
@@ -800,7 +837,7 @@ def gpu_seconds(estimate: float) -> int:
 def stylize_duration(plan: Plan, every: int) -> int:
     """stylize_on_gpu's ZeroGPU duration, from the same inputs."""
     aspect = min(plan.content.size) / max(plan.content.size)
-    return gpu_seconds(SPEED.seconds(schedule(plan.settings, aspect)))
+    return gpu_seconds(SPEED.seconds(planned_work(plan.settings, aspect)[0]))
 
 
 @GPU(duration=stylize_duration)
@@ -826,6 +863,7 @@ def stylize_on_gpu(plan: Plan, every: int) -> Iterator[Event]:
             init_image=plan.init_image,
             seed=plan.seed,
             callback=callback,
+            max_memory=plan.max_memory,
         )
 
     yield from worker_events(job)
@@ -848,7 +886,7 @@ def run_stylize(
     """
     opts = plan.settings
     out_gallery, out_status, out_file = into or (gallery, status, result)
-    work = schedule(opts, min(plan.content.size) / max(plan.content.size))
+    work = planned_work(opts, min(plan.content.size) / max(plan.content.size))[0]
     every = every or auto_every(sum(n for _, n in work))
 
     with running(request, tab, sum(n for _, n in work)) as run:
@@ -1170,10 +1208,12 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     )
                     size = gr.Slider(
                         64,
-                        MAX_SIZE,
+                        LARGE_MAX_SIZE,
                         value=DEFAULT.size,
                         step=32,
                         label="Output size (longest side, px)",
+                        info=f"Above {MAX_SIZE} px: a large output, made in tiles where it does not fit in memory "
+                        "(the time it takes is shown above before you start).",
                         elem_id="size",
                     )
                 with gr.Row():

@@ -502,3 +502,35 @@ def test_upload_errors_name_the_role_not_the_server_path(monkeypatch, tiny_weigh
         for update in wrapped(1):
             seen.append(update)
     assert seen == [{"gallery": 1}, {status: "⚠️ **Upload a photo first.**"}]
+
+
+def test_large_outputs_run_tiled_with_the_time_shown_first(monkeypatch, tiny_weights_dir, tmp_path):
+    """Above MAX_SIZE the Stylize tab runs under the app's memory budget, tiled where the whole does not fit; the
+    preset's info line shows the tiling and the expected time before the run; mistakes are plain messages."""
+    import gradio as gr
+
+    from gatys import tiling
+
+    app = import_app(monkeypatch, tiny_weights_dir)
+    monkeypatch.setattr(tiling, "process_memory", lambda device="cpu": 0)  # budgets count only the run's bytes
+    monkeypatch.setattr(app, "MAX_SIZE", 64)
+    monkeypatch.setattr(app, "LARGE_MAX_SIZE", 160)
+    monkeypatch.setattr(app, "LARGE_MEMORY", "8MB")
+    info = app.preset_info("preview", 160, 2, 1)
+    assert "Expected time" in info and "Large output" in info and "tiles of" in info
+    assert "Large output" not in app.preset_info("preview", 64, 2, 1)
+    make_image(160, 120, 1).save(tmp_path / "c.png")
+    make_image(120, 160, 2).save(tmp_path / "s.png")
+    run = dict(content=str(tmp_path / "c.png"), style=str(tmp_path / "s.png"), preset="preview", steps=2, scales=1)
+    sizes = []
+    for update in app.stylize(**run, size=160):
+        if str(update.get(app.status, "")).startswith("**Done**"):
+            with Image.open(update[app.result]) as img:  # the run's folder goes when the run's generator ends
+                sizes.append(img.size)
+    assert sizes == [(160, 120)]
+    with pytest.raises(gr.Error, match="over this app's limit of 160 px"):
+        list(app.stylize(**run, size=192))
+    monkeypatch.setattr(app, "LARGE_MEMORY", "64KB")
+    assert "does not fit this app's memory budget" in app.preset_info("preview", 160, 2, 1)
+    with pytest.raises(gr.Error, match="too small for even one"):
+        list(app.stylize(**run, size=160))
