@@ -493,15 +493,25 @@ def plan_schedule(
     return Schedule(tuple(plans), budget, base)
 
 
-def _step_seconds(st: StyleTransfer, plan: Plan) -> tuple[float, float]:
-    """(a, b) of a step's time a + b x pixels here, fitted to timed steps of 128 and 256 px images."""
+def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(a, b) of t = a + b x pixels through two (pixels, seconds) points; b at least a quarter of the larger's
+    per-pixel time (timing noise on a busy machine must not make big images free)."""
+    (p1, t1), (p2, t2) = points
+    b = max((t2 - t1) / (p2 - p1), t2 / p2 / 4)
+    return max(0.0, t1 - b * p1), b
+
+
+def _step_seconds(st: StyleTransfer, plan: Plan) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((a, b) of a step, (a, b) of a forward pass without autograd): each one's time a + b x pixels here,
+    fitted to timings of 128 and 256 px images (the best of two)."""
     settings = plan.settings
-    points = []
+    layers = [*settings.content_layers, *settings.style_layers]
+    steps, forwards = [], []
     for side in (128, 256):
         x = torch.rand(1, 3, side, side, device=st.device)
         styles = [x] if plan.styles else []
         targets = _optimize.build_targets(st.model, settings, x, styles, [1.0] * len(styles))
-        times = []
+        times, ftimes = [], []
         for _ in range(2):
             xs = x.clone().requires_grad_(True)
             t0 = time.perf_counter()
@@ -509,29 +519,58 @@ def _step_seconds(st: StyleTransfer, plan: Plan) -> tuple[float, float]:
             loss.backward()
             if st.device.type == "cuda":
                 torch.cuda.synchronize(st.device)
-            times.append(time.perf_counter() - t0)
-        points.append((side * side, min(times)))
-    (p1, t1), (p2, t2) = points
-    b = max((t2 - t1) / (p2 - p1), t2 / p2 / 4)
-    return max(0.0, t1 - b * p1), b
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                st.model(x, layers, settings.pooling)
+            if st.device.type == "cuda":
+                torch.cuda.synchronize(st.device)
+            times.append(t1 - t0)
+            ftimes.append(time.perf_counter() - t1)
+        steps.append((side * side, min(times)))
+        forwards.append((side * side, min(ftimes)))
+    return _fit(steps), _fit(forwards)
+
+
+def gram_pixels(h: int, w: int, tile: int, margin: int = 96) -> int:
+    """Pixels :func:`global_grams` runs through the network for an (h, w) image: its cores with their margins."""
+    if max(h, w) <= tile:
+        return h * w
+    core = max(ALIGN, (tile - 2 * margin) // ALIGN * ALIGN)
+
+    def spans(n: int) -> int:
+        return sum(min(n, y + core + margin) - max(0, y - margin) for y in range(0, n, core))
+
+    return spans(h) * spans(w)
 
 
 def estimate_seconds(st: StyleTransfer, plan: Plan, schedule: Schedule) -> float:
-    """Seconds the run will take here: a step's time fitted as a + b x pixels (timed at 128 and 256 px), times
-    every step of every tile, plus per tile its targets and Gram update (about two thirds of a step), per pass
-    the whole image's Gram (a third of a step of the whole image) and per scale the style balance (a step per
-    style layer)."""
-    a, b = _step_seconds(st, plan)
-    layers = len(plan.settings.style_layers) if plan.settings.style_balance == "gradient" else 0
+    """Seconds the run will take here, from a step's and a forward pass's times fitted as a + b x pixels (timed
+    at 128 and 256 px): every step of every tile; per tile, three forward passes (its Gram before and after,
+    its content features); per pass, the whole image's Gram (a forward pass over its cores and margins); per
+    tiled scale, the style image's Gram the same way and the style balance (a step per style layer).
+
+    The forward passes are what a tiled run adds to the steps: measured by cProfile on a 1536 px run under
+    1.5 GB (4 steps per tile), 99 s of steps against 107 s of Gram and target passes.
+    """
+    (a, b), (fa, fb) = _step_seconds(st, plan)
+    settings = plan.settings
+    layers = len(settings.style_layers) if settings.style_balance == "gradient" else 0
     total = 0.0
     for sp in schedule.scales:
         w, h = sp.shape
-        total += layers * (a + b * w * h if not sp.tile else a + b * sp.tile * sp.tile)
+        if not sp.tile:
+            total += sp.steps * (a + b * w * h) + layers * (a + b * w * h)
+            continue
+        total += layers * (a + b * sp.tile * sp.tile)
+        style_side = max(im.MIN_SIDE, round(sp.size * settings.style_scale))
+        for img in plan.styles:
+            sw, sh = im.longest_side_shape(img.size, style_side)
+            total += fa + fb * gram_pixels(sh, sw, sp.gram_tile or sp.tile)
         for k, n in enumerate(sp.pass_steps()):
             for t in sp.tiles(k):
-                total += (n + (2 / 3 if sp.tile else 0)) * (a + b * t.height * t.width)
-            if sp.tile:
-                total += (a + b * w * h) / 3
+                total += n * (a + b * t.height * t.width) + 3 * (fa + fb * t.height * t.width)
+            if plan.styles:
+                total += fa + fb * gram_pixels(h, w, sp.gram_tile or sp.tile)
     return total
 
 

@@ -83,6 +83,17 @@ def test_global_grams_tiled_match_whole(tiny_net):
             assert float((tiled[name] - whole[name]).norm() / whole[name].norm()) < 1e-5
 
 
+def test_gram_pixels_counts_what_global_grams_runs(tiny_net):
+    """The time estimate's count of the Gram passes' pixels is what global_grams feeds the network."""
+    seen = []
+    forward = tiny_net.forward
+    tiny_net.forward = lambda x, *a, **k: seen.append(x.shape[-2] * x.shape[-1]) or forward(x, *a, **k)
+    for h, w, tile in ((256, 288, 256), (97, 131, 1024), (300, 420, 240)):
+        seen.clear()
+        tiling.global_grams(tiny_net, torch.rand(1, 3, h, w), ["conv1_1"], "avg", tile=tile)
+        assert sum(seen) == tiling.gram_pixels(h, w, tile) >= h * w
+
+
 def _full_objective(st, image, content, style, settings):
     """L_total of an output evaluated on the whole image with the same network and targets."""
     from gatys import _optimize
