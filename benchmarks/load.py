@@ -24,12 +24,11 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,44 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def server(log: Path):
-    port = free_port()
-    env = dict(
-        os.environ,
-        GRADIO_ANALYTICS_ENABLED="False",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_OFFLINE="1",
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-    )
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"app.py exited: {log.read_text(errors='replace')[-2000:]}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("app.py did not answer within 300 s")
-            time.sleep(0.5)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def server(log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python app.py`` on a free local port (tests/app_server.serve, the tests' one way of serving it), with
+    ``GATYS_WEIGHTS`` or else the offline default weights."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from app_server import serve
+
+    from gatys.weights import default_local_dir
+
+    with serve(os.environ.get("GATYS_WEIGHTS") or default_local_dir(), log) as served:
+        yield served
 
 
 class Memory(threading.Thread):
