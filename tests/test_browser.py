@@ -175,6 +175,17 @@ def start_long_run(page):
     wait_for(lambda: snapshots(page) >= 1, 120, "a first snapshot")
 
 
+def test_large_output_shows_its_tiles_and_time_before_the_run(page, shoot):
+    open_stylize(page)
+    page.get_by_text("Advanced (filled in by the preset)").click()
+    set_number(page, "size", 2048)
+    info = wait_for(
+        lambda: "Large output" in (t := page.locator("#preset-info").inner_text()) and t, 20, "the large-output line"
+    )
+    assert "Expected time on this CPU" in info and "2048 px" in info and "tiles of" in info
+    shoot(page, "large_output_info")
+
+
 def test_stop_ends_the_run(page, server, shoot):
     pid = server[1].pid
     start_long_run(page)
