@@ -140,7 +140,7 @@ def child_opt(spec: dict[str, Any], out: Path) -> dict[str, Any]:
 
     timeline.mark("stylize: first scale's targets")
     t0 = time.perf_counter()
-    result = st.stylize(content, style, callback=mark, **kw)
+    result = st.run(plan, schedule, callback=mark)  # the schedule described and estimated above
     wall = time.perf_counter() - t0
     timeline.mark("after stylize")
     peak = peak_rss()

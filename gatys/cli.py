@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             + f"; about {_duration(st.estimate_seconds(plan, schedule))}",
             file=sys.stderr,
         )
-        out = st.stylize(args.content, args.styles, **options)
+        out = st.run(plan, schedule, callback=options["callback"], progress=options["progress"])  # as described
         final = out.pixels if args.bits == 16 and out.pixels is not None else out.image
         im.save_image(final, out_path, icc_profile=im.icc_profile(args.content), bits=args.bits)
     except GatysError as e:

@@ -127,6 +127,22 @@ def test_tiled_run_matches_untiled_objective(tiny_st, no_base, parameterization)
     assert tiling.seam_ratio(tiled.image, tiled.tiling.last_tiles) < 1.3
 
 
+def test_run_keeps_the_schedule_it_was_shown(tiny_st, monkeypatch):
+    """run(plan, schedule) runs the tiling that was described and estimated, though the memory the process holds
+    (and so a fresh schedule) has moved since."""
+    content, style = make_image(160, 120, 1), make_image(120, 160, 2)
+    monkeypatch.setattr(tiling, "process_memory", lambda device="cpu": 0)
+    kw = dict(preset="recommended", size=160, steps=2, coarse_steps=2, seed=0)
+    probe = tiny_st.check_inputs(content, style, **kw)
+    need = tiling.step_bytes(tiny_st.model, probe.settings, 96 * 96) + int(tiling.WHOLE_IMAGES * 12 * 160 * 120)
+    plan = tiny_st.check_inputs(content, style, max_memory=int(need / tiling.HEADROOM), **kw)
+    shown = tiny_st.schedule(plan)
+    monkeypatch.setattr(tiling, "process_memory", lambda device="cpu": need // 8)  # the process grew since
+    assert tiny_st.schedule(plan).describe() != shown.describe()
+    out = tiny_st.run(plan, shown)
+    assert out.tiling is not None and out.tiling.schedule is shown and len(out.losses) == shown.total_steps
+
+
 def test_budget_too_small_for_one_tile(tiny_st, no_base):
     content, style = make_image(128, 96, 1), make_image(96, 128, 2)
     with pytest.raises(ConfigError, match="too small for even one 64 px tile") as e:
