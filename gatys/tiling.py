@@ -347,9 +347,17 @@ def activation_elements(model: VGGFeatures, layers: Sequence[str]) -> float:
     return total
 
 
+#: Peak bytes per pixel per first-layer channel of a Gram pass (a no-grad forward up to conv5_1 that keeps the
+#: style layers' features, then their Gram matrices), measured as peak RSS over the process here: 2250 B/px
+#: (style image) and 2500 B/px (the image being optimised, with the scale's whole-image tensors) in 736 px
+#: crops with HED VGG-16 and blur pooling = 35-40 x 64 channels. The earlier guess, 16, put the 2 GB runs'
+#: peaks 0.7-0.9 GB above the plan (benchmarks/README.md "Large outputs").
+NOGRAD_BYTES = 40.0
+
+
 def nograd_bytes(model: VGGFeatures, pixels: int) -> int:
-    """Peak bytes of a forward pass without autograd: a few of the widest full-resolution activations."""
-    return int(16 * model.config.channels[0][0] * pixels)
+    """Peak bytes of a Gram pass (forward without autograd, the style layers' features kept) over ``pixels``."""
+    return int(NOGRAD_BYTES * model.config.channels[0][0] * pixels)
 
 
 def step_bytes(model: VGGFeatures, settings: Preset, pixels: int) -> int:
