@@ -285,6 +285,14 @@ def running(request: gr.Request | None, tab: str, total: int) -> Iterator[Run]:
         WAITING.pop(key[0], None)
     try:
         yield run
+    except GeneratorExit:  # the handler was closed: Stop's cancel (which may reach it before Stop's own handler)
+        with RUNS_LOCK:
+            now = time.monotonic()
+            for k in [k for k, (t, _) in CLOSED.items() if now - t > CLOSED_SECONDS]:
+                del CLOSED[k]
+            if RUNS.get(key) is run:
+                CLOSED[key] = (now, run)
+        raise
     except Exception as e:
         raise page_error(e) from None
     finally:
@@ -295,9 +303,21 @@ def running(request: gr.Request | None, tab: str, total: int) -> Iterator[Run]:
         shutil.rmtree(run.folder, ignore_errors=True)  # Gradio has copied what it showed
 
 
+#: Runs whose handler was closed in the last CLOSED_SECONDS, by session and tab: a Stop click both cancels the
+#: run's event and calls stop(), in either order, and stop() must still say where the run stopped (a CI run
+#: saw "Nothing is running." when the cancel came first).
+CLOSED: dict[tuple[str, str], tuple[float, Run]] = {}
+CLOSED_SECONDS = 30.0
+
+
 def stop(request: gr.Request | None, tab: str, button: str) -> str:
+    key = (session(request), tab)
     with RUNS_LOCK:
-        run = RUNS.pop((session(request), tab), None)
+        run = RUNS.pop(key, None)
+        if run is None:
+            closed_at, closed = CLOSED.pop(key, (0.0, None))
+            if closed is not None and time.monotonic() - closed_at <= CLOSED_SECONDS:
+                run = closed
     if run is None:
         return "Nothing is running."
     run.stopped = (

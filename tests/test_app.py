@@ -534,3 +534,26 @@ def test_large_outputs_run_tiled_with_the_time_shown_first(monkeypatch, tiny_wei
     assert "does not fit this app's memory budget" in app.preset_info("preview", 160, 2, 1)
     with pytest.raises(gr.Error, match="too small for even one"):
         list(app.stylize(**run, size=160))
+
+
+def test_stop_says_stopped_when_the_cancel_closed_the_run_first(monkeypatch, tiny_weights_dir):
+    """A Stop click cancels the run's event and calls stop(); whichever reaches the server first, the status
+    says where the run stopped (not "Nothing is running.")."""
+    app = import_app(monkeypatch, tiny_weights_dir)
+
+    def handler():
+        with app.running(None, "stylize", 10) as run:
+            run.step = 3
+            while True:
+                yield run
+
+    gen = handler()
+    next(gen)
+    gen.close()  # the cancel first
+    assert app.stop(None, "stylize", "Stylize").startswith("**Stopped** at step 3 of 10")
+    assert app.stop(None, "stylize", "Stylize") == "Nothing is running."
+    gen = handler()
+    next(gen)
+    assert app.stop(None, "stylize", "Stylize").startswith("**Stopped** at step 3 of 10")  # stop() first
+    gen.close()
+    assert app.stop(None, "stylize", "Stylize") == "Nothing is running."

@@ -251,7 +251,10 @@ def test_instant_style_then_refine(page, server, shoot):
     wait_for(lambda: thumbs.count() >= 3, 180, "the instant image and two refine snapshots")
     shoot(page, "refine")
     page.locator("#refine-stop").click()
-    wait_for(lambda: "Stopped" in instant_status(page), 10, "the status to say Stopped")
+    try:
+        wait_for(lambda: "Stopped" in instant_status(page), 15, "the status to say Stopped")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the status says {instant_status(page)!r}") from None
     wait_idle(server[1].pid, within=10)
     assert page.locator("#instant-gallery").get_by_text("step ").count() >= 1
     assert "Traceback" not in page.content()
