@@ -699,8 +699,21 @@ PRESET_CHOICES = [
 ]
 
 
+#: The α/β slider's step in log₁₀ units: fine enough for every preset's ratio (recommended's 5e-5 is -4.30).
+RATIO_STEP = 0.01
+
+
 def ratio_log10(p: Preset) -> float:
-    return math.log10(p.alpha_beta) if p.alpha_beta > 0 else -8.0
+    """The preset's α/β as the slider shows it: log₁₀, on the slider's steps."""
+    return round(math.log10(p.alpha_beta), 2) if p.alpha_beta > 0 else -8.0
+
+
+def ratio_from_log10(value: float, preset: str) -> float:
+    """The slider's α/β: the preset's own value where the slider still shows it (5e-5, not 10^-4.30)."""
+    p = PRESETS.get(preset)
+    if p is not None and p.alpha_beta > 0 and math.isclose(float(value), ratio_log10(p), abs_tol=RATIO_STEP / 2):
+        return p.alpha_beta
+    return 10.0 ** float(value)
 
 
 def layers_shown(p: Preset) -> list[str]:
@@ -827,7 +840,7 @@ def stylize(
         preset,
         None if seed is None else int(seed),
         dict(
-            alpha_beta=None if alpha_beta_log10 is None else 10.0 ** float(alpha_beta_log10),
+            alpha_beta=None if alpha_beta_log10 is None else ratio_from_log10(alpha_beta_log10, preset),
             steps=None if steps is None else int(steps),
             size=None if size is None else int(size),
             num_scales=None if scales is None else int(scales),
@@ -1213,7 +1226,7 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
                     -6,
                     0,
                     value=ratio_log10(DEFAULT),
-                    step=0.25,
+                    step=RATIO_STEP,
                     label="α/β, content : style weight ratio (log₁₀: -3 means 1e-3)",
                     elem_id="alpha-beta",
                 )

@@ -5,7 +5,7 @@ steps at 512 px). This script starts the 512 px L-BFGS phase from several starti
 set-ups and counts the full-resolution steps each needs to reach that target:
 
 * ``photo``: the photo itself (a single-scale run from the photo);
-* ``coarse-xK``: the 128 → 256 px coarse scales (100 L-BFGS steps each, as the ``quality`` preset) with the
+* ``coarse-xK``: the ``quality`` preset's coarse scales (when measured: 128 → 256 px, 100 L-BFGS steps each) with the
   content term weighted K times more than gatys' pixel-count rule, upsampled to 512 px (K = 1 is the
   ``quality`` preset);
 * ``photo-history100``: the photo, with L-BFGS keeping 100 correction pairs instead of 20;
@@ -99,7 +99,7 @@ class FinePhase:
         return rec
 
     def coarse_start(self, content_mult: float, coarse_steps: int) -> tuple[torch.Tensor, float]:
-        """The quality preset's 128 → 256 px scales, upsampled to the final size; and their seconds.
+        """The quality preset's coarse scales, upsampled to the final size; and their seconds.
 
         The coarse-to-fine loop of ``StyleTransfer._run``, written out because the content multiplier K is an
         experiment that ``stylize`` does not offer.

@@ -232,16 +232,21 @@ def _build() -> dict[str, Preset]:
         ),
         "recommended": Preset(
             name="recommended",
-            label="Recommended · the paper's losses, from the photo (512 px, 300 steps)",
-            description="The paper's losses and α/β = 1e-3, started from the photo: recognisable in 300 steps",
-            source="Fig. 2 B-D settings; init from the content image as in Gatys's own PyTorch code "
-            "(leongatys/PytorchNeuralStyleTransfer). Measured with the HED VGG-16: from white noise its conv4_2 "
-            "keeps too little of the photo's detail at any α/β we tried (1e-3, 1e-2); from the photo it keeps it"
-            + PRACTICAL_SOURCE,
+            label="Recommended · from the photo, coarse to fine 256 → 512 px",
+            description="The paper's losses, balanced, from the photo: 150 steps at 256 px, where the deep layers "
+            "see the painting's large strokes, then 150 at 512 px; α/β = 5e-5",
+            source="Fig. 2 losses; init from the content image as in Gatys's own PyTorch code "
+            "(leongatys/PytorchNeuralStyleTransfer): from white noise the HED VGG-16's conv4_2 keeps too little of "
+            "the photo. Coarse to fine as jcjohnson's multires recipe: from the photo at 512 px alone the sky keeps "
+            "the photo's flat colour at every α/β tried (1e-3 to 3e-5); a 256 px scale first repaints it. "
+            "α/β = 5e-5 measured for the balanced layers (1e-3 leaves the photo's look, 1e-5 loses the houses; "
+            'benchmarks/README.md "Picture quality")' + PRACTICAL_SOURCE,
             **PRACTICAL,
-            alpha_beta=1e-3,
+            alpha_beta=5e-5,
             init="content",
-            steps=300,
+            steps=150,
+            coarse_steps=150,
+            num_scales=2,
             size=512,
         ),
         "preview": Preset(
@@ -260,19 +265,20 @@ def _build() -> dict[str, Preset]:
         ),
         "quality": Preset(
             name="quality",
-            label="Quality · coarse to fine 128 → 256 → 512 px",
-            description="Quality: coarse to fine 128 → 256 → 512 px from the photo, 100 steps at each coarse scale "
-            "and 300 at 512 px",
+            label="Quality · from the photo, coarse to fine 256 → 512 px, more steps",
+            description="Quality: as 'recommended' with 300 steps at 256 px and 200 at 512 px: more of the "
+            "painting's strokes and palette",
             source="practical: multi-scale as in crowsonkb/style-transfer-pytorch and jcjohnson's multires recipe; "
-            "content init as 'recommended'. 100 coarse steps: the coarse scales' losses level off by then "
-            "(measured, benchmarks/README.md)" + PRACTICAL_SOURCE,
+            "content init and α/β as 'recommended'. Two scales, not three: a 128 px scale first (300 + 300 + 200 "
+            "steps) lost the houses and brought the border strip back (1.36x); measured in benchmarks/README.md "
+            '"Picture quality"' + PRACTICAL_SOURCE,
             **PRACTICAL,
-            alpha_beta=1e-3,
+            alpha_beta=5e-5,
             init="content",
-            steps=300,
-            coarse_steps=100,
+            steps=200,
+            coarse_steps=300,
             size=512,
-            num_scales=3,
+            num_scales=2,
         ),
     }
     for letter, layers in FIG3_LAYER_SETS.items():

@@ -170,6 +170,27 @@ class _Recorder:
         )
 
 
+def fit_scales(settings: Preset, content: Image.Image, styles: Sequence[Image.Image]) -> Preset:
+    """``settings`` without the coarse scales at which an image would be too small for the network.
+
+    A coarse scale only prepares the next one, so where the content (at the scale's size) or a style image (at
+    ``style_scale`` times it) would have a side under :data:`gatys.image.MIN_SIDE` px, the coarsest scales are
+    left out rather than the run refused: ``recommended`` (256 -> 512 px) at ``size=32`` runs 32 px alone. The
+    final scale is kept as asked (and checked by :meth:`StyleTransfer.check_inputs`).
+    """
+
+    def fits(size: int) -> bool:
+        style_size = max(im.MIN_SIDE, round(size * settings.style_scale))
+        shapes = [im.longest_side_shape(content.size, size)]
+        shapes += [im.longest_side_shape(s.size, style_size) for s in styles]
+        return min(min(shape) for shape in shapes) >= im.MIN_SIDE
+
+    n = settings.num_scales
+    while n > 1 and not all(fits(size) for size in dataclasses.replace(settings, num_scales=n).scale_sizes()[:-1]):
+        n -= 1
+    return settings if n == settings.num_scales else dataclasses.replace(settings, num_scales=n)
+
+
 class StyleTransfer:
     """Neural style transfer after Gatys, Ecker & Bethge (2015).
 
@@ -332,6 +353,7 @@ class StyleTransfer:
         blend = self._check_blend(a["style_weights"], len(styles))
         self._check_run(settings, a["snapshot_every"], a["precision"])
         content_img, style_imgs = self._read_images(settings, content, styles)
+        settings = fit_scales(settings, content_img, style_imgs)
         init_img = None if a["init_image"] is None else im.load_image(a["init_image"], name="init image")
         for size in settings.scale_sizes():
             im.resize_longest(content_img, size, f"content image at {size} px")

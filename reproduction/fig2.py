@@ -1,7 +1,7 @@
 """Fig. 2: the photo in the style of each painting available, with the α/β of the paper's caption.
 
 B-D use α/β = 1e-3, E-F 1e-4. Every panel runs from white noise (the paper's start), again from the photo, and
-again with the library's ``quality`` preset (not the paper's settings) at the same α/β.
+again with the library's ``quality`` preset (not the paper's settings), at its own α/β (E-F ten times lower).
 Measured: the content and style loss of each panel.
 """
 
@@ -17,6 +17,7 @@ from PIL import Image
 from gatys import StylizeOutput
 from gatys import image as im
 from gatys.presets import PRESETS, Preset
+from gatys.transfer import fit_scales
 
 from .fmt import fmt_time, num, ratio, table
 from .measure import DEEPEST_LAYER, content_loss_at, style_losses, weighted_style_loss
@@ -45,6 +46,15 @@ class Painting:
     @property
     def alpha_beta(self) -> float:
         return PRESETS[self.preset].alpha_beta
+
+    @property
+    def quality_alpha_beta(self) -> float:
+        """α/β of this panel with the quality preset: the preset's own α/β, times the caption's ratio to B-D's.
+
+        The practical presets weigh content and style differently from the paper (balanced style layers, its own
+        α/β), so E-F keep their tenfold step towards style from the preset's value rather than the paper's.
+        """
+        return PRESETS[QUALITY_PRESET].alpha_beta * self.alpha_beta / PRESETS["paper"].alpha_beta
 
     @property
     def tag(self) -> str:
@@ -189,23 +199,8 @@ def quality_preset(size: int, steps: int, photo: Image.Image, paintings: Sequenc
     if steps < q.steps:
         coarse = min(q.coarse_steps if q.coarse_steps is not None else q.steps, steps)
         q = q.with_overrides(steps=steps, coarse_steps=coarse)
-    fitting = (q.with_overrides(num_scales=n) for n in range(q.num_scales, 1, -1))
-    return next((f for f in fitting if _fits(f, photo, paintings)), q.with_overrides(num_scales=1))
-
-
-def _fits(preset: Preset, photo: Image.Image, paintings: Sequence[Image.Image]) -> bool:
-    """Whether every scale of ``preset`` leaves the images sides the network takes.
-
-    The photo at each scale's size and each painting at its style size (``style_scale`` times that) must keep
-    both sides at least :data:`gatys.image.MIN_SIDE` px, as :meth:`gatys.StyleTransfer.check_inputs` asks.
-    """
-    for size in preset.scale_sizes():
-        style_size = max(im.MIN_SIDE, round(size * preset.style_scale))
-        shapes = [im.longest_side_shape(photo.size, size)]
-        shapes += [im.longest_side_shape(p.size, style_size) for p in paintings]
-        if min(min(shape) for shape in shapes) < im.MIN_SIDE:
-            return False
-    return True
+    fitted = fit_scales(q, photo, paintings)
+    return fitted if fitted.num_scales == q.num_scales else q.with_overrides(num_scales=fitted.num_scales)
 
 
 def _scales(preset: Preset) -> tuple[tuple[int, int], ...]:
@@ -238,10 +233,10 @@ def plan(ctx: Context) -> list[Job]:
     for p, path in found:
         run = functools.partial(stylize, ctx.photo, ctx.image(path.name), preset=p.preset, init="content")
         jobs.append(FROM_PHOTO.job(p, path, run, ((size, steps),)))
-    # The same panels and α/β with the library's own settings for a good picture (its init, scales and steps).
+    # The same panels with the library's own settings for a good picture (its α/β, init, scales and steps).
     quality = quality_preset(size, steps, ctx.photo, [ctx.image(path.name) for _, path in found])
     for p, path in found:
-        preset = quality.with_overrides(alpha_beta=p.alpha_beta)
+        preset = quality.with_overrides(alpha_beta=p.quality_alpha_beta)
         run = functools.partial(ctx.st.stylize, ctx.photo, ctx.image(path.name), preset=preset, seed=s.seed)
         jobs.append(QUALITY.job(p, path, run, _scales(preset)))
     return jobs
@@ -354,9 +349,10 @@ def _variant(
     for p, out in runs:
         painting = ctx.image(paths[p.panel].name)
         content, style = _measure(ctx, out, painting, photo)
-        entries.append(VariantPanel(p.panel, p.title, p.alpha_beta, out.file, content, style, out.seconds))
+        alpha_beta = p.quality_alpha_beta if variant is QUALITY else p.alpha_beta
+        entries.append(VariantPanel(p.panel, p.title, alpha_beta, out.file, content, style, out.seconds))
         tiles.append(with_inset(out.image, painting))
-        caps.append(f"{p.tag}  {p.title}, α/β {ratio(p.alpha_beta)}")
+        caps.append(f"{p.tag}  {p.title}, α/β {ratio(alpha_beta)}")
     sheet = contact_sheet(
         [tiles[i : i + 3] for i in range(0, len(tiles), 3)],
         captions=[caps[i : i + 3] for i in range(0, len(caps), 3)],
@@ -433,12 +429,13 @@ def _quality_settings(preset: Preset) -> str:
 
 
 def _quality(ctx: Context, data: Fig2Data, photo: Image.Image) -> Section | None:
-    """The same panels and α/β with gatys's quality preset: a third sheet, its check and section."""
+    """The same panels with gatys's quality preset at its own α/β: a third sheet, its check and section."""
     paintings = [ctx.image(path.name) for path in locate(ctx.settings.images).values()]
     preset = quality_preset(data.size, data.steps, ctx.photo, paintings)  # the panels' scales and steps
     intro = (
-        f"The same panels and α/β, rendered with gatys's `{QUALITY_PRESET}` preset instead of the paper's "
-        f"settings: {_quality_settings(preset)}. The panels at the top of this section stay the paper's "
+        f"The same panels, rendered with gatys's `{QUALITY_PRESET}` preset instead of the paper's "
+        f"settings: {_quality_settings(preset)}, at the preset's α/β = {ratio(preset.alpha_beta)} for B-D "
+        "(ten times lower for E-F, as the caption's step). The panels at the top of this section stay the paper's "
         "settings; these show what the library makes of the same paintings. The losses are measured as above "
         "(average pooling, w_l = 1/5), not with the preset's own objective."
     )

@@ -19,8 +19,9 @@ def layer_set_name(layers: Sequence[str]) -> str:
 
 
 def ratio(r: float) -> str:
-    """An α/β as ``1e-3``."""
-    return f"{r:.0e}".replace("e-0", "e-")
+    """An α/β as ``1e-3`` (``2.5e-5`` where one digit is not enough)."""
+    mantissa, exponent = f"{r:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def num(v: float) -> str:

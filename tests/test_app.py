@@ -145,7 +145,9 @@ def test_preset_fills_the_advanced_fields(client):
     assert (alpha, steps, size, scales, init) == (-4, 500, 512, 1, "noise")
     assert "Fig. 2 E-F" in info and "Expected time" in info
     assert client.predict("fig3-A-1e-2", api_name="/preset_settings")[4] == ["conv1_1"]
-    assert client.predict("quality", api_name="/preset_settings")[3] == 3
+    from gatys import PRESETS
+
+    assert client.predict("quality", api_name="/preset_settings")[3] == PRESETS["quality"].num_scales
 
 
 @pytest.mark.slow
@@ -237,6 +239,12 @@ def test_app_examples_and_presets(monkeypatch, tiny_weights_dir):
     p = PRESETS["preview"]
     assert p.size == 256 and ns["auto_every"](p.steps) == 10
     assert ns["preset_info"]("preview", 256, 150, 1).count("Expected time") == 1
+    # α/β round-trips through the log₁₀ slider: each preset's exact ratio, and the slider's value elsewhere
+    for name in ("paper", "paper-1e-4", "recommended", "quality", "fig3-E-1e-5"):
+        shown = ns["ratio_log10"](PRESETS[name])
+        assert round(shown / ns["RATIO_STEP"]) * ns["RATIO_STEP"] == pytest.approx(shown)  # on the slider's steps
+        assert ns["ratio_from_log10"](shown, name) == PRESETS[name].alpha_beta
+    assert ns["ratio_from_log10"](-4.25, "recommended") == pytest.approx(10**-4.25)
 
 
 def test_api_parameters_by_name(monkeypatch, tiny_weights_dir):

@@ -154,9 +154,10 @@ def test_quality_section_runs_every_variant_to_the_target(tiny_st, content_img, 
     target = q["target_loss"]
     assert target == results["quality_single"]["history"][-1][1]
     runs = q["multi"]
+    n = get_preset("quality").num_scales
     assert [(r["preset"]["num_scales"], r["preset"]["init"]) for r in runs] == [
-        (3, "content"),
-        (3, "noise"),
+        (n, "content"),
+        (n, "noise"),
         (1, "content"),
     ]
     for r in runs:

@@ -56,8 +56,8 @@ def test_overrides_validated():
 
 def test_multiscale_schedule():
     q = PRESETS["quality"]
-    assert q.scale_sizes() == [128, 256, 512]
-    assert len(q.scale_steps()) == 3
+    assert q.scale_sizes() == [256, 512]
+    assert q.scale_steps() == [300, 200]
     assert Preset(size=300).scale_sizes() == [300]
 
 
@@ -92,7 +92,10 @@ def test_default_presets():
     assert LIBRARY_DEFAULT_PRESET == "paper"
     assert inspect.signature(StyleTransfer.stylize).parameters["preset"].default == LIBRARY_DEFAULT_PRESET
     assert CLI_DEFAULT_PRESET == "recommended" and PRESETS[CLI_DEFAULT_PRESET].init == "content"
-    assert PRESETS[CLI_DEFAULT_PRESET].alpha_beta == PRESETS["paper"].alpha_beta
+    recommended = PRESETS[CLI_DEFAULT_PRESET]
+    # issue 12: balanced style layers at their own α/β, a coarse scale for the painting's large strokes
+    assert recommended.style_balance == "gradient" and recommended.alpha_beta < PRESETS["paper"].alpha_beta
+    assert recommended.scale_sizes() == [256, 512]
     assert build_parser().get_default("preset") == CLI_DEFAULT_PRESET
     assert APP_DEFAULT_PRESET == "preview" and PRESETS[APP_DEFAULT_PRESET].size == 256
 
@@ -100,3 +103,20 @@ def test_default_presets():
 def test_fig3_texts_write_ratios_as_the_labels_do():
     p = PRESETS["fig3-A-1e-5"]
     assert "α/β = 1e-5" in p.description and "α/β = 1e-5" in p.source and "e-05" not in p.description + p.source
+
+
+def test_coarse_scales_too_small_for_the_images_are_left_out():
+    """recommended's 256 px scale first: at 32 px (a 16 px coarse scale would leave a 4:3 photo 12 px high)."""
+    from PIL import Image
+
+    from gatys.transfer import fit_scales
+
+    photo, painting = Image.new("RGB", (400, 300)), Image.new("RGB", (300, 300))
+    rec = PRESETS["recommended"]
+    assert fit_scales(rec, photo, [painting]) is rec  # 384 px and 512 px both fit
+    small = fit_scales(rec.with_overrides(size=32), photo, [painting])
+    assert small.scale_sizes() == [32] and small.scale_steps() == [rec.steps]
+    assert fit_scales(rec.with_overrides(size=64), photo, [painting]).scale_sizes() == [32, 64]
+    # a 2:1 painting at half size (16 x 8 px at the 32 px scale) is what leaves the coarse scale out here
+    wide = Image.new("RGB", (600, 300))
+    assert fit_scales(rec.with_overrides(size=64, style_scale=0.5), photo, [wide]).scale_sizes() == [64]

@@ -204,7 +204,8 @@ def test_command_writes_figures_and_report(tmp_path, image_dir, tiny_weights_dir
     assert set(report["fig1"]["style"]) == {"starry_night", "tubingen"}
     status = {p["panel"]: p["status"] for p in report["fig2"]["panels"]}
     assert status == {"B": "done", "C": "done", "D": "absent", "E": "absent", "F": "absent", "+": "absent"}
-    assert [(e["panel"], e["alpha_beta"]) for e in report["fig2"]["quality"]] == [("B", 1e-3), ("C", 1e-3)]
+    q = PRESETS["quality"].alpha_beta  # the preset's own α/β for B-D (the paper's 1e-3 is not the balanced one's)
+    assert [(e["panel"], e["alpha_beta"]) for e in report["fig2"]["quality"]] == [("B", q), ("C", q)]
     # --size 32 --steps 2: at 16 px the 4:3 photo is too small for the network, so only the final scale, 2 steps
     assert report["fig2"]["quality_sizes"] == [32] and report["fig2"]["quality_steps"] == [2]
     assert report["sheets"]["fig2"] == ["fig2.png", "fig2_from_photo.png", "fig2_quality.png"]
@@ -250,13 +251,15 @@ def test_quality_preset_fits_the_run_and_the_images():
     photo, square = make_image(64, 48, seed=1), make_image(64, 64, seed=2)
     full = quality_preset(256, q.steps, photo, [square])
     assert full.scale_sizes() == q.with_overrides(size=256).scale_sizes() and full.scale_steps() == q.scale_steps()
-    assert quality_preset(256, q.steps - 1, photo, []).scale_steps() == [*q.scale_steps()[:-1], q.steps - 1]
+    fewer = q.steps - 1  # then at most that many at every scale
+    coarse = [min(n, fewer) for n in q.scale_steps()[:-1]]
+    assert quality_preset(256, fewer, photo, []).scale_steps() == [*coarse, fewer]
     assert quality_preset(256, 2, photo, []).scale_steps() == [2] * q.num_scales
-    assert (q.num_scales, q.scale_factor) == (3, 2.0)  # the sizes below
-    assert quality_preset(64, 2, square, [square]).scale_sizes() == [16, 32, 64]
-    assert quality_preset(64, 2, photo, [square]).scale_sizes() == [32, 64]  # the photo would be 16x12 px
-    assert quality_preset(64, 2, square, [make_image(64, 40)]).scale_sizes() == [32, 64]  # so would a painting
-    assert quality_preset(32, 2, photo, []).scale_sizes() == [32]
+    assert (q.num_scales, q.scale_factor) == (2, 2.0)  # the sizes below
+    assert quality_preset(32, 2, square, [square]).scale_sizes() == [16, 32]
+    assert quality_preset(32, 2, photo, [square]).scale_sizes() == [32]  # the photo would be 16x12 px
+    assert quality_preset(32, 2, square, [make_image(64, 40)]).scale_sizes() == [32]  # so would a painting
+    assert quality_preset(64, 2, photo, []).scale_sizes() == [32, 64]
 
 
 def test_fig2_variant_jobs_are_priced_scale_by_scale(tmp_path, image_dir, tiny_st, monkeypatch):
