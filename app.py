@@ -748,7 +748,8 @@ def preset_info(preset: str, size: float, steps: float, scales: float) -> str:
     except (GatysError, TypeError, ValueError):
         opts = p
     machine = "this CPU" if st is None or st.device.type == "cpu" else f"this {st.device.type.upper()}"
-    scales_note = f", {opts.num_scales} scales" if opts.num_scales > 1 else ""
+    sizes = opts.scale_sizes()  # without coarse scales under the preset's min_scale_size
+    scales_note = f", scales {' → '.join(map(str, sizes))} px" if len(sizes) > 1 else ""
     try:
         work, tiles_note = planned_work(opts)
     except GatysError as e:
@@ -884,7 +885,7 @@ def stylize_on_gpu(plan: Plan, every: int) -> Iterator[Event]:
             light = dataclasses.replace(info, pixels=None)
             if info.step % every and info.step != info.total:
                 return emit(Progress(info.step, light))
-            size_note = f" · {info.size[0]}×{info.size[1]}" if opts.num_scales > 1 else ""
+            size_note = f" · {info.size[0]}×{info.size[1]}" if len(opts.scale_sizes()) > 1 else ""
             caption = f"step {info.step}/{info.total} · loss {info.loss:.3g}{size_note}"
             return emit(Progress(info.step, light)) and emit(GalleryImage(info.image, caption, "stylize"))
 

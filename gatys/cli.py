@@ -40,6 +40,7 @@ _PRESET_HELP = {
     "num_scales": "coarse-to-fine scales (1 = single scale)",
     "scale_factor": "size ratio between scales",
     "coarse_steps": "steps at each coarser scale",
+    "min_scale_size": "leave out coarse scales whose longest side would be under this many px",
     "style_scale": "style image size relative to the content",
     "tv_weight": "total-variation smoothing weight",
     "learning_rate": "Adam step size",

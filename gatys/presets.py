@@ -90,6 +90,8 @@ class Preset:
     scale_factor: float = 2.0
     #: steps at every scale but the last (None: same as ``steps``).
     coarse_steps: int | None = None
+    #: coarse scales whose longest side would be under this many px are left out (the final scale never is).
+    min_scale_size: int = 16
     #: style image resized to style_scale x the content's longest side.
     style_scale: float = 1.0
     #: weight of the total-variation smoothness term, relative to the style loss (not in the paper).
@@ -168,6 +170,7 @@ class Preset:
             raise ConfigError(f"scale_factor must be > 1 for multi-scale runs, got {self.scale_factor!r}")
         if self.coarse_steps is not None:
             integer("coarse_steps", self.coarse_steps, 1)
+        integer("min_scale_size", self.min_scale_size, 16)
         positive("style_scale", self.style_scale)
         if not 0.05 <= self.style_scale <= 8:
             raise ConfigError(f"style_scale must be between 0.05 and 8, got {self.style_scale!r}")
@@ -182,12 +185,14 @@ class Preset:
         return {name: float(w) / total for name, w in zip(self.style_layers, ws)}
 
     def scale_sizes(self) -> list[int]:
-        """Longest side at each scale, coarse to fine."""
-        return [max(16, round(self.size / self.scale_factor**k)) for k in reversed(range(self.num_scales))]
+        """Longest side at each scale, coarse to fine, without coarse scales under ``min_scale_size``."""
+        coarse = [round(self.size / self.scale_factor**k) for k in reversed(range(1, self.num_scales))]
+        return [max(16, s) for s in coarse if s >= self.min_scale_size] + [self.size]
 
     def scale_steps(self) -> list[int]:
+        """Steps at each scale of :meth:`scale_sizes`."""
         coarse = self.coarse_steps if self.coarse_steps is not None else self.steps
-        return [coarse] * (self.num_scales - 1) + [self.steps]
+        return [coarse] * (len(self.scale_sizes()) - 1) + [self.steps]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,6 +212,15 @@ PRACTICAL: dict[str, Any] = dict(style_balance="gradient", parameterization="fou
 PRACTICAL_SOURCE = (
     "; and, departing from the paper to remove the HED VGG-16's grid and border artefacts: style layers balanced "
     "by their gradients, the image optimised through its Fourier coefficients, and blurred pooling"
+)
+
+
+#: The practical presets' smallest coarse scale (longest side, px): under it the deep layers lose the photo's
+#: objects, so below a 512 px output they run at one scale (measured, benchmarks/README.md "Picture quality").
+MIN_COARSE_SIDE = 256
+NO_SMALL_SCALES = (
+    "No coarse scale under 256 px (under 512 px output, one scale): a 128 px scale lost the houses, as 128 -> 256 "
+    "(grid 2.7x at 256 px; one 256 px scale 0.6x) and 128 -> 256 -> 512 did"
 )
 
 
@@ -240,13 +254,14 @@ def _build() -> dict[str, Preset]:
             "the photo. Coarse to fine as jcjohnson's multires recipe: from the photo at 512 px alone the sky keeps "
             "the photo's flat colour at every α/β tried (1e-3 to 3e-5); a 256 px scale first repaints it. "
             "α/β = 5e-5 measured for the balanced layers (1e-3 leaves the photo's look, 1e-5 loses the houses; "
-            'benchmarks/README.md "Picture quality")' + PRACTICAL_SOURCE,
+            'benchmarks/README.md "Picture quality"). ' + NO_SMALL_SCALES + PRACTICAL_SOURCE,
             **PRACTICAL,
             alpha_beta=5e-5,
             init="content",
             steps=150,
             coarse_steps=150,
             num_scales=2,
+            min_scale_size=MIN_COARSE_SIDE,
             size=512,
         ),
         "preview": Preset(
@@ -271,7 +286,7 @@ def _build() -> dict[str, Preset]:
             source="practical: multi-scale as in crowsonkb/style-transfer-pytorch and jcjohnson's multires recipe; "
             "content init and α/β as 'recommended'. Two scales, not three: a 128 px scale first (300 + 300 + 200 "
             "steps) lost the houses and brought the border strip back (1.36x); measured in benchmarks/README.md "
-            '"Picture quality"' + PRACTICAL_SOURCE,
+            '"Picture quality". ' + NO_SMALL_SCALES + PRACTICAL_SOURCE,
             **PRACTICAL,
             alpha_beta=5e-5,
             init="content",
@@ -279,6 +294,7 @@ def _build() -> dict[str, Preset]:
             coarse_steps=300,
             size=512,
             num_scales=2,
+            min_scale_size=MIN_COARSE_SIDE,
         ),
     }
     for letter, layers in FIG3_LAYER_SETS.items():

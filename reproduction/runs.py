@@ -149,6 +149,7 @@ def identity(ctx: Context, job: Job) -> dict[str, Any]:
         "weights": ctx.st.weights_name,
         "alpha_beta_scale": ctx.model.config.alpha_beta_scale,
         "fig3_style": s.fig3_style.name if job.figure == "fig3" else None,
+        "scales": [list(scale) for scale in job.scales] or None,  # a coarse-to-fine run's (size, steps)
     }
 
 

@@ -106,13 +106,13 @@ def test_fig3_texts_write_ratios_as_the_labels_do():
 
 
 def test_coarse_scales_too_small_for_the_images_are_left_out():
-    """recommended's 256 px scale first: at 32 px (a 16 px coarse scale would leave a 4:3 photo 12 px high)."""
+    """A 16 px coarse scale before 32 px (a 16 px coarse scale would leave a 4:3 photo 12 px high)."""
     from PIL import Image
 
     from gatys.transfer import fit_scales
 
     photo, painting = Image.new("RGB", (400, 300)), Image.new("RGB", (300, 300))
-    rec = PRESETS["recommended"]
+    rec = PRESETS["recommended"].with_overrides(min_scale_size=16)  # the images' limit, not the preset's floor
     assert fit_scales(rec, photo, [painting]) is rec  # 384 px and 512 px both fit
     small = fit_scales(rec.with_overrides(size=32), photo, [painting])
     assert small.scale_sizes() == [32] and small.scale_steps() == [rec.steps]
@@ -120,3 +120,21 @@ def test_coarse_scales_too_small_for_the_images_are_left_out():
     # a 2:1 painting at half size (16 x 8 px at the 32 px scale) is what leaves the coarse scale out here
     wide = Image.new("RGB", (600, 300))
     assert fit_scales(rec.with_overrides(size=64, style_scale=0.5), photo, [wide]).scale_sizes() == [64]
+
+
+def test_the_practical_presets_run_no_coarse_scale_under_256_px():
+    """A 128 px coarse scale lost the photo's objects (benchmarks/README.md), so under 512 px they run one scale."""
+    for name in ("recommended", "quality"):
+        p = PRESETS[name]
+        assert p.min_scale_size == 256 and p.num_scales == 2
+        assert p.with_overrides(size=256).scale_sizes() == [256] and p.with_overrides(size=256).scale_steps() == [
+            p.steps
+        ]
+        assert p.with_overrides(size=500).scale_sizes() == [500]
+        assert p.with_overrides(size=512).scale_sizes() == [256, 512]
+        assert p.with_overrides(size=1024).scale_sizes() == [512, 1024]
+    three = Preset(size=512, num_scales=3, coarse_steps=7, steps=9, min_scale_size=256)
+    assert three.scale_sizes() == [256, 512] and three.scale_steps() == [7, 9]  # 128 px left out
+    assert Preset(size=512, num_scales=3).scale_sizes() == [128, 256, 512]  # the default floor: 16 px
+    with pytest.raises(ConfigError, match="min_scale_size"):
+        Preset(min_scale_size=8).validate()

@@ -246,20 +246,18 @@ def test_command_resumes_finished_runs(tmp_path, image_dir, tiny_weights_dir, ca
 
 
 def test_quality_preset_fits_the_run_and_the_images():
-    """Fig. 2's quality runs: the preset's scales from --size, steps capped by --steps, too-small scales left out."""
+    """Fig. 2's quality runs: the preset's scales from --size (none under 256 px), steps capped by --steps."""
     q = PRESETS["quality"]
     photo, square = make_image(64, 48, seed=1), make_image(64, 64, seed=2)
-    full = quality_preset(256, q.steps, photo, [square])
-    assert full.scale_sizes() == q.with_overrides(size=256).scale_sizes() and full.scale_steps() == q.scale_steps()
+    at256 = quality_preset(256, q.steps, photo, [square])
+    assert at256.scale_sizes() == [256] and at256.scale_steps() == [q.steps]  # a 128 px scale would lose objects
+    full = quality_preset(512, q.steps, photo, [square])
+    assert full.scale_sizes() == q.scale_sizes() == [256, 512] and full.scale_steps() == q.scale_steps()
     fewer = q.steps - 1  # then at most that many at every scale
     coarse = [min(n, fewer) for n in q.scale_steps()[:-1]]
-    assert quality_preset(256, fewer, photo, []).scale_steps() == [*coarse, fewer]
-    assert quality_preset(256, 2, photo, []).scale_steps() == [2] * q.num_scales
-    assert (q.num_scales, q.scale_factor) == (2, 2.0)  # the sizes below
-    assert quality_preset(32, 2, square, [square]).scale_sizes() == [16, 32]
-    assert quality_preset(32, 2, photo, [square]).scale_sizes() == [32]  # the photo would be 16x12 px
-    assert quality_preset(32, 2, square, [make_image(64, 40)]).scale_sizes() == [32]  # so would a painting
-    assert quality_preset(64, 2, photo, []).scale_sizes() == [32, 64]
+    assert quality_preset(512, fewer, photo, []).scale_steps() == [*coarse, fewer]
+    assert quality_preset(512, 2, photo, []).scale_steps() == [2, 2]
+    assert quality_preset(32, 2, photo, [square]).scale_sizes() == [32]
 
 
 def test_fig2_variant_jobs_are_priced_scale_by_scale(tmp_path, image_dir, tiny_st, monkeypatch):
