@@ -52,7 +52,8 @@ class FinePhase:
         from gatys.presets import get_preset
 
         self.st, self.content, self.style = st, content, style
-        self.opts = get_preset("quality").with_overrides(size=size)
+        # coarse starts are the experiment, so at any size (the preset itself runs none under 256 px)
+        self.opts = get_preset("quality").with_overrides(size=size, min_scale_size=16)
         allocator.tune_allocator()
         self.final = self.st._prepare(self.content, size, "content image")
         self.final_pixels = self.final.shape[2] * self.final.shape[3]
