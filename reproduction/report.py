@@ -88,12 +88,13 @@ def _settings_lines(ctx: Context, timing: Timing, header: Mapping[str, Any]) -> 
         if ctx.settings.init == "noise"
         else "the preset's init (noise of σ 0.001 around grey)"
     )
+    calibrated = ", ".join(f"{v:.3f} s per full step at {k} px" for k, v in cal.items())
     estimate = (
-        f"{fmt_time(timing.estimate_s)} (calibrated "
-        + ", ".join(f"{v:.3f} s per full step at {k} px" for k, v in cal.items())
-        + ")"
-        if timing.estimate_s is not None
-        else "n/a"
+        "n/a"
+        if timing.estimate_s is None
+        else f"{fmt_time(timing.estimate_s)} (calibrated {calibrated})"
+        if cal
+        else f"{fmt_time(timing.estimate_s)} (nothing left to run)"
     )
     wall = fmt_time(timing.wall_s) if timing.wall_s is not None else "(not finished)"
     return [
@@ -125,8 +126,8 @@ def _markdown(
     ]
     if header["reused_runs"]:
         md.append(
-            f"- Resumed: {header['reused_runs']} of {header['runs']} runs were reused from an earlier, "
-            "interrupted invocation (--resume); the wall times above count this invocation only, the "
+            f"- Resumed: {header['reused_runs']} of {header['runs']} runs were reused from an earlier "
+            "invocation with the same settings (--resume); the wall times above count this invocation only, the "
             "run times in the tables are each run's own."
         )
     md += [f"- Skipped: {s}" for s in ctx.skipped]
