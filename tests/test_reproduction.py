@@ -432,3 +432,22 @@ def test_small_fig3_style_loss_falls_as_alpha_beta_falls(small):
         style = [c["style_loss"] for c in row]
         assert all(b <= a * 1.03 for a, b in zip(style, style[1:])), (letter, style)
         assert style[-1] < 0.9 * style[0], (letter, style)
+
+
+def test_resume_tells_coarse_to_fine_runs_apart_by_their_scales():
+    """--resume reuses a run only with the same scales: same key, final size and total steps are not enough."""
+    from types import SimpleNamespace as NS
+
+    from reproduction.runs import identity
+
+    ctx = NS(
+        settings=NS(seed=0, init="noise", fig3_style=None),
+        st=NS(weights_name="w"),
+        model=NS(config=NS(alpha_beta_scale=1.0)),
+    )
+    painting, path = PAINTINGS[0], ROOT / "shipwreck.jpg"  # a name only: nothing is read
+    two = QUALITY.job(painting, path, lambda **kw: None, ((128, 300), (256, 200)))
+    one = QUALITY.job(painting, path, lambda **kw: None, ((256, 500),))
+    assert (two.key, two.size, two.steps) == (one.key, one.size, one.steps)
+    assert identity(ctx, two) != identity(ctx, one)
+    assert identity(ctx, two)["scales"] == [[128, 300], [256, 200]] and identity(ctx, one)["scales"] is None
