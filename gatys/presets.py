@@ -267,13 +267,15 @@ def _build() -> dict[str, Preset]:
         "preview": Preset(
             name="preview",
             label="Quick preview · from the photo (256 px, 150 steps)",
-            description="Quick CPU preview: 256 px, starts from the content photo, 150 L-BFGS steps",
+            description="Quick CPU preview: 256 px, starts from the content photo, 150 L-BFGS steps, α/β = 5e-5",
             source=(
-                "practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image)"
+                "practical: content init converges in far fewer steps than noise (jcjohnson/neural-style -init image); "
+                "α/β = 5e-5 as 'recommended', which at 256 px it equals (1e-3 left the sky a flat beige under a fine "
+                'texture with the balanced layers: grid 3.5x; 5e-5: 0.5x, benchmarks/README.md "Picture quality")'
                 + PRACTICAL_SOURCE
             ),
             **PRACTICAL,
-            alpha_beta=1e-3,
+            alpha_beta=5e-5,
             init="content",
             steps=150,
             size=256,

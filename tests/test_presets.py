@@ -138,3 +138,17 @@ def test_the_practical_presets_run_no_coarse_scale_under_256_px():
     assert Preset(size=512, num_scales=3).scale_sizes() == [128, 256, 512]  # the default floor: 16 px
     with pytest.raises(ConfigError, match="min_scale_size"):
         Preset(min_scale_size=8).validate()
+
+
+def test_preview_is_recommended_at_256_px():
+    """The app's default makes the picture `recommended` makes at 256 px (one scale there), with the same α/β."""
+    import dataclasses
+
+    from gatys.presets import DESCRIPTIVE_FIELDS
+
+    preview, rec = PRESETS["preview"], PRESETS["recommended"].with_overrides(size=PRESETS["preview"].size)
+    assert preview.scale_sizes() == rec.scale_sizes() == [256] and preview.scale_steps() == rec.scale_steps()
+    scales = {"num_scales", "coarse_steps", "min_scale_size"}  # set only by the two-scale preset
+    same = [f.name for f in dataclasses.fields(Preset) if f.name not in DESCRIPTIVE_FIELDS | scales]
+    assert {f: getattr(preview, f) for f in same} == {f: getattr(rec, f) for f in same}
+    assert preview.alpha_beta == 5e-5 and "α/β = 5e-5" in preview.description
