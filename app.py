@@ -885,7 +885,7 @@ def stylize_on_gpu(plan: Plan, every: int) -> Iterator[Event]:
             light = dataclasses.replace(info, pixels=None)
             if info.step % every and info.step != info.total:
                 return emit(Progress(info.step, light))
-            size_note = f" · {info.size[0]}×{info.size[1]}" if len(opts.scale_sizes()) > 1 else ""
+            size_note = f" · {info.size[0]}×{info.size[1]}" if opts.scales_run > 1 else ""
             caption = f"step {info.step}/{info.total} · loss {info.loss:.3g}{size_note}"
             return emit(Progress(info.step, light)) and emit(GalleryImage(info.image, caption, "stylize"))
 

@@ -11,12 +11,18 @@ Prints markdown tables and writes them, ``results.json`` and the comparison imag
   to the preset's step count (marked *est.*).
 * **fig5** (the paper's Fig. 5): on held-out photos (never trained on), the model's own training objective
   (its recipe's layers and weights, its style image) evaluated on the network's output, and on the iterates
-  of L-BFGS minimising that same objective started from the photo: how many steps reach the network's loss.
+  of L-BFGS minimising that same objective started from the photo: how many steps reach the network's loss
+  (``--noise``: also from white noise, the paper's start for the optimisation, for context).
 * **refine** ("instant, then refine"): L-BFGS on the same objective started from the network's output,
   steps and seconds to reach the loss that ``--steps`` steps from the photo reach.
+* **product** ("instant, then refine" as README shows it): ``StyleTransfer.stylize(photo, style,
+  preset="recommended", init_image=<the network's output>)`` against the same call started from the photo
+  (the preset's own start), both ``--steps`` steps at ``--eval-size``: steps and seconds (setup included) for
+  the run from the network to reach the loss the run from the photo ends at, on the preset's objective.
 
 One image per photo, ``fig5_<photo>.jpg``: photo | network | optimisation at the step that matches the
-network | optimisation at ``--steps`` | refined from the network to that loss.
+network | optimisation at ``--steps`` | refined from the network to that loss; ``product_<photo>.jpg``:
+photo | network | ``recommended`` from the photo | ``recommended`` from the network when it reached that loss.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch
 from PIL import Image
 
 from gatys import FastStyle, StyleTransfer
+from gatys._optimize import NOISE_STD
 from gatys._trainloop import PerceptualLoss, _load_tensor
 from gatys.image import load_image, resize_longest, to_pil, to_tensor
 from gatys.presets import PRESETS
@@ -139,8 +146,9 @@ def section_fig5(args: argparse.Namespace, fs: FastStyle, style: Path, out: Path
     lines = [
         f"| photo ({args.eval_size} px) | network loss | photo loss | opt. steps to network loss | "
         f"loss at {args.steps} steps | refine: steps (s) to that loss | from photo: s to {args.steps} steps | "
-        "refine / photo time |",
-        "|---|---|---|---|---|---|---|---|",
+        "refine / photo time |"
+        + (" from white noise: steps to network loss (loss at the last step) |" if args.noise else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if args.noise else ""),
     ]
     rows = []
     for name in args.photos:
@@ -166,16 +174,81 @@ def section_fig5(args: argparse.Namespace, fs: FastStyle, style: Path, out: Path
             "trace": losses,
             "refine_trace": r_losses,
         }
+        noise_cell = ""
+        if args.noise:  # Gatys et al.'s start: white noise (seed 0, as `paper` draws it)
+            gen = torch.Generator().manual_seed(0)
+            noise = 0.5 + NOISE_STD * torch.randn(photo.shape, generator=gen)
+            n_losses, _, _ = lbfgs_trace(objective, noise, photo, args.steps)
+            n_match = first_at_or_below(n_losses, net_loss)
+            row |= {"noise_steps_to_network_loss": n_match, "noise_trace": n_losses}
+            noise_cell = f" {n_match if n_match is not None else f'> {args.steps}'} ({n_losses[-1]:.4g}) |"
         rows.append(row)
         shown = f"{match}" if match is not None else f"> {args.steps}"
         rs = f"{r_step} ({r_time:.1f} s)" if r_step is not None else f"> {args.steps} (at best {min(r_losses):.4g})"
         ratio = f"{r_time / secs[-1]:.2f}" if r_step is not None else "not reached"
         lines.append(
             f"| {name} | {net_loss:.4g} | {losses[0]:.4g} | {shown} | {final:.4g} | {rs} | {secs[-1]:.1f} | {ratio} |"
+            + noise_cell
         )
         print(lines[-1], flush=True)
         panels = [photo, y, imgs[match if match is not None else -1], imgs[-1], r_imgs[-1]]
         strip(panels).save(out / f"fig5_{Path(name).stem}.jpg", quality=92)
+    return lines, rows
+
+
+def section_product(args: argparse.Namespace, fs: FastStyle, style: Path, out: Path) -> tuple[list[str], list]:
+    st = StyleTransfer.from_pretrained()
+    lines = [
+        f"| photo ({args.eval_size} px) | from the photo: loss at {args.steps} steps | s | from the network: "
+        "steps to that loss | s | time ratio | step 1 loss from the network | step 1 loss from the photo |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = []
+    run = dict(preset="recommended", size=args.eval_size, steps=args.steps, progress=False)
+    for name in args.photos:
+        photo = resize_longest(load_image(photo_path(name)), args.eval_size, name)
+        start = fs.stylize(photo)
+        t0 = time.perf_counter()
+        base = st.stylize(photo, style, **run)
+        base_s = time.perf_counter() - t0
+        target = base.losses[-1].loss
+        reached: list[Any] = []
+
+        def stop_at_target(info: Any, reached: list[Any] = reached, target: float = target) -> bool:
+            if info.loss <= target:
+                reached.append((info.step, time.perf_counter(), info.image))
+                return False
+            return True
+
+        t0 = time.perf_counter()
+        refined = st.stylize(photo, style, init_image=start, callback=stop_at_target, **run)
+        first_loss, photo_first = refined.losses[0].loss, base.losses[0].loss
+        if reached:
+            step, t1, image = reached[0]
+            ref_s: float | None = t1 - t0
+            shown, ratio = f"{step} | {ref_s:.1f}", f"{ref_s / base_s:.2f}"
+        else:
+            step, ref_s, image = None, None, refined.image
+            shown, ratio = f"> {args.steps} (at best {min(i.loss for i in refined.losses):.4g}) | —", "not reached"
+        rows.append(
+            {
+                "photo": name,
+                "photo_start_loss": target,
+                "photo_start_s": base_s,
+                "refine_steps": step,
+                "refine_s": ref_s,
+                "network_first_step_loss": first_loss,
+                "photo_first_step_loss": photo_first,
+                "trace": [i.loss for i in base.losses],
+                "refine_trace": [i.loss for i in refined.losses],
+            }
+        )
+        lines.append(
+            f"| {name} | {target:.4g} | {base_s:.1f} | {shown} | {ratio} | {first_loss:.4g} | {photo_first:.4g} |"
+        )
+        print(lines[-1], flush=True)
+        panels = [to_tensor(p) for p in (photo, start, base.image, image)]
+        strip(panels).save(out / f"product_{Path(name).stem}.jpg", quality=92)
     return lines, rows
 
 
@@ -201,7 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photos", nargs="+", default=["tubingen", "golden_gate"], help="held-out photos")
     p.add_argument("--eval-size", type=int, default=256, help="longest side for fig5 and refine, px")
     p.add_argument("--steps", type=int, default=300, help="L-BFGS steps from the photo")
-    p.add_argument("--sections", default="speed,fig5", help="comma-separated subset of speed,fig5")
+    p.add_argument(
+        "--noise", action="store_true", help="fig5 also from white noise (Gatys et al.'s start), for context"
+    )
+    p.add_argument("--sections", default="speed,fig5,product", help="comma-separated subset of speed,fig5,product")
     p.add_argument("--out", default="outputs/bench-instant", help="folder for tables, images, results.json")
     return p
 
@@ -225,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         report += ["### Seconds per image", "", *lines, ""]
     if "fig5" in sections:
         lines, results["fig5"] = section_fig5(args, fs, style, out)
-        report += ["### Training objective: network vs optimisation (Fig. 5) and instant-then-refine", "", *lines]
+        report += ["### Training objective: network vs optimisation (Fig. 5) and instant-then-refine", "", *lines, ""]
+    if "product" in sections:
+        lines, results["product"] = section_product(args, fs, style, out)
+        report += ["### Instant, then refine with `recommended` (the README's recipe)", "", *lines, ""]
     (out / "report.md").write_text("\n".join(report) + "\n")
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print("\n".join(report))

@@ -524,7 +524,7 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
         variants.append(single_opts.with_overrides(init=multi.init))
     runs = []
     for v in variants:
-        kind = "multi-scale" if len(v.scale_sizes()) > 1 else "single scale"
+        kind = "multi-scale" if v.scales_run > 1 else "single scale"
         print(
             f"[quality] {kind}: {v.scale_sizes()} px, {v.scale_steps()} steps, init {v.init}, "
             f"until loss <= {target:.4g}",
@@ -538,7 +538,7 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
                 preset=v,
                 precision=prec,
                 seed=0,
-                callback=functools.partial(stop_when_reached, last_scale=len(v.scale_sizes()) - 1),
+                callback=functools.partial(stop_when_reached, last_scale=v.scales_run - 1),
                 progress=args.progress,
             )
         )
@@ -569,7 +569,7 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
         "multi": [],
     }
     for v, out in zip(variants, runs):
-        last = len(v.scale_sizes()) - 1
+        last = v.scales_run - 1
         i_multi = next((i for i, info in enumerate(out.losses) if info.scale == last and info.loss <= target), None)
         times = (
             (
@@ -591,7 +591,7 @@ def section_quality(args: argparse.Namespace, bench: Bench, results: dict[str, A
             }
         )
         reached = f"{fine_steps}" if i_multi is not None else f"{fine_steps} (target not reached)"
-        if len(v.scale_sizes()) > 1:
+        if v.scales_run > 1:
             out.image.save(Path(args.out) / f"quality_multi_{v.init}_{size}.png")
             label, short = f"multi-scale ({v.name}, init {v.init})", f"multi ({v.init})"
             steps_cell = f"{' + '.join(map(str, v.scale_steps()[:-1]))} + {reached}"

@@ -85,7 +85,9 @@ class Preset:
     steps: int = 500
     #: longest side of the output in px.
     size: int = 512
-    #: coarse-to-fine: number of scales, each ``scale_factor`` times the previous (1 = single scale, as in the paper).
+    #: coarse-to-fine: number of scales asked for, each ``scale_factor`` times the previous (1 = single scale, as in
+    #: the paper). Those that run are :meth:`scale_sizes` (:attr:`scales_run` of them): coarse scales under
+    #: ``min_scale_size`` are left out.
     num_scales: int = 1
     scale_factor: float = 2.0
     #: steps at every scale but the last (None: same as ``steps``).
@@ -189,10 +191,15 @@ class Preset:
         coarse = [round(self.size / self.scale_factor**k) for k in reversed(range(1, self.num_scales))]
         return [max(16, s) for s in coarse if s >= self.min_scale_size] + [self.size]
 
+    @property
+    def scales_run(self) -> int:
+        """How many scales run (``num_scales`` less the coarse scales under ``min_scale_size``)."""
+        return len(self.scale_sizes())
+
     def scale_steps(self) -> list[int]:
         """Steps at each scale of :meth:`scale_sizes`."""
         coarse = self.coarse_steps if self.coarse_steps is not None else self.steps
-        return [coarse] * (len(self.scale_sizes()) - 1) + [self.steps]
+        return [coarse] * (self.scales_run - 1) + [self.steps]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -219,8 +226,8 @@ PRACTICAL_SOURCE = (
 #: objects, so below a 512 px output they run at one scale (measured, benchmarks/README.md "Picture quality").
 MIN_COARSE_SIDE = 256
 NO_SMALL_SCALES = (
-    "No coarse scale under 256 px (under 512 px output, one scale): a 128 px scale lost the houses, as 128 -> 256 "
-    "(grid 2.7x at 256 px; one 256 px scale 0.6x) and 128 -> 256 -> 512 did"
+    "No coarse scale under 256 px (under about 512 px output, one scale): a 128 px scale lost the houses, "
+    "as 128 -> 256 (grid 2.7x at 256 px; one 256 px scale 0.6x) and 128 -> 256 -> 512 did"
 )
 
 

@@ -440,7 +440,7 @@ def _quality(ctx: Context, data: Fig2Data, photo: Image.Image) -> Section | None
         "(average pooling, w_l = 1/5), not with the preset's own objective."
     )
     scales = _scales_text(preset)
-    detail = scales if len(preset.scale_sizes()) == 1 else f"{data.size} px, {scales}"  # once: "256 px, 200 ..."
+    detail = scales if preset.scales_run == 1 else f"{data.size} px, {scales}"  # once: "256 px, 200 ..."
     section = _variant(ctx, QUALITY, photo, detail, intro, functools.partial(_quality_check, ctx, data))
     if section is not None:
         data.quality = section.entries

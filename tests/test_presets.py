@@ -135,6 +135,8 @@ def test_the_practical_presets_run_no_coarse_scale_under_256_px():
         assert p.with_overrides(size=1024).scale_sizes() == [512, 1024]
     three = Preset(size=512, num_scales=3, coarse_steps=7, steps=9, min_scale_size=256)
     assert three.scale_sizes() == [256, 512] and three.scale_steps() == [7, 9]  # 128 px left out
+    assert (three.num_scales, three.scales_run) == (3, 2)  # asked for, and run
+    assert PRESETS["recommended"].with_overrides(size=511).scales_run == 2  # 511 / 2 rounds to 256: "about 512"
     assert Preset(size=512, num_scales=3).scale_sizes() == [128, 256, 512]  # the default floor: 16 px
     with pytest.raises(ConfigError, match="min_scale_size"):
         Preset(min_scale_size=8).validate()

@@ -94,3 +94,26 @@ def test_cli_real_run(tmp_path, shared_images, st):
     assert r.returncode == 0, r.stderr
     assert "VGG-16 (HED, offline)" in r.stderr
     assert Image.open(out).size == (64, 48)
+
+
+def test_instant_benchmark_reports_fig5_and_the_refine_runs(tmp_path, shared_images, st):
+    """`python -m benchmarks.instant` end to end on a shipped model, tiny: every table row and image is written."""
+    import json
+
+    from benchmarks import instant
+
+    out = tmp_path / "bench"
+    argv = ["--model", "starry-night", "--sections", "fig5,product", "--noise", "--eval-size", "48", "--steps", "4"]
+    assert instant.main([*argv, "--photos", "tubingen", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    fig5, product = results["fig5"][0], results["product"][0]
+    assert len(fig5["trace"]) == len(fig5["noise_trace"]) == 4 and "from white noise" in report
+    assert fig5["noise_trace"][0] > fig5["photo_loss"]  # grey noise is further from the objective than the photo
+    assert len(product["trace"]) == 4 and product["photo_start_loss"] == product["trace"][-1]
+    reached = product["refine_steps"] is not None
+    assert reached == (min(product["refine_trace"]) <= product["photo_start_loss"])
+    if reached:  # the run from the network stopped at the first step at or under the photo run's loss
+        assert len(product["refine_trace"]) == product["refine_steps"]
+    for name in ("fig5_tubingen.jpg", "product_tubingen.jpg"):
+        assert Image.open(out / name).size[0] > 4 * 48
