@@ -1144,7 +1144,10 @@ with gr.Blocks(title="Neural style transfer (Gatys et al. 2015)", delete_cache=(
     gr.Markdown(
         "# Neural style transfer\n"
         "Gatys, Ecker & Bethge, [*A Neural Algorithm of Artistic Style*](https://arxiv.org/abs/1508.06576) (2015): "
-        "an image is optimised so that its VGG features match the photo's content and the painting's style."
+        "an image is optimised so that its VGG features match the photo's content and the painting's style "
+        "(**Stylize**). Johnson, Alahi & Fei-Fei, [*Perceptual Losses for Real-Time Style Transfer*]"
+        "(https://arxiv.org/abs/1603.08155) (2016): a network trained on one painting with the same losses "
+        "stylises a photo in one pass (**Instant styles**)."
     )
     gr.Markdown(WEIGHTS_LINE, elem_id="weights-line")
     with gr.Tab("Instant styles", elem_id="instant-tab"), gr.Row():

@@ -279,9 +279,13 @@ def _fast_outputs(photos: list[str], output: str, model: str) -> list[Any]:
 
     if len(photos) == 1:
         return [im.check_output_path(output)]
-    folder = Path(output)
-    if folder.suffix.lower() in im.WRITE_FORMATS or not folder.is_dir():
-        raise GatysError(f"with {len(photos)} photos, -o must be an existing folder, got {output}")
+    folder = Path(output).expanduser()
+    if folder.suffix.lower() in im.WRITE_FORMATS or folder.is_file():
+        raise GatysError(f"with {len(photos)} photos, -o must be a folder (made if missing), got {output}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GatysError(f"cannot make the output folder {output}: {e.strerror or e}; choose another -o") from None
     tag = Path(model.rstrip("/")).name
     return [im.check_output_path(folder / f"{Path(p).stem}-{tag}.png") for p in photos]
 

@@ -43,8 +43,7 @@ def test_one_photo_with_a_model_writes_its_render(model_dir, photos, tmp_path, c
 
 
 def test_several_photos_go_to_a_folder(model_dir, photos, tmp_path):
-    folder = tmp_path / "renders"
-    folder.mkdir()
+    folder = tmp_path / "renders"  # not there yet: made, as README's `-o renders/` expects
     assert main([*map(str, photos), "--model", str(model_dir), "-o", str(folder), "--preserve-colors"]) == 0
     written = sorted(p.name for p in folder.iterdir())
     assert written == ["photo0-tiny-style.png", "photo1-tiny-style.png"]
@@ -57,7 +56,7 @@ def test_several_photos_go_to_a_folder(model_dir, photos, tmp_path):
     [
         (lambda d, p, t: [str(p[0]), "--model", str(t), "-o", str(t / "o.png")], "not a FastStyle model folder"),
         (lambda d, p, t: [str(p[0]), "--model", "no-such-style", "-o", str(t / "o.png")], "no model called"),
-        (lambda d, p, t: [*map(str, p), "--model", str(d), "-o", str(t / "o.png")], "must be an existing folder"),
+        (lambda d, p, t: [*map(str, p), "--model", str(d), "-o", str(t / "o.png")], "must be a folder"),
         (lambda d, p, t: [str(t / "nope.jpg"), "--model", str(d), "-o", str(t / "o.png")], "nope.jpg"),
         (lambda d, p, t: [str(p[0]), "-o", str(t / "o.png")], "give at least one style image"),
     ],
