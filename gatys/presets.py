@@ -435,8 +435,9 @@ RECIPES: dict[str, Recipe] = {
         sample_every=100,
         # Departure from johnson2016 (the loss network is used as `recommended` uses it): Gatys et al.'s layers.
         # With Johnson's (relu3_3 content, relu1_2..relu4_3 style) the offline VGG-16 (HED) trained networks
-        # that gave an olive, blurred photo (content 25 vs style 6.7 at 5,000 steps): relu3_3 holds the photo's
-        # colours and detail, so the cheapest way down was to keep them.
+        # that tinted the photo olive: darkening it lowered conv3_3's and conv4_3's Gram losses 2.6x and 4.3x,
+        # recolouring it barely changed them (benchmarks/README.md "Instant styles"). With Gatys's layers the
+        # same 600 steps gave the painting's blue and yellow.
         content_layer="conv4_2",  # Gatys et al. 2015
         style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),  # Gatys et al. 2015
     ),
