@@ -40,10 +40,10 @@ import torch
 from PIL import Image
 
 from gatys import FastStyle, StyleTransfer
-from gatys._optimize import NOISE_STD
+from gatys._optimize import initial_image
 from gatys._trainloop import PerceptualLoss, _load_tensor
 from gatys.image import load_image, resize_longest, to_pil, to_tensor
-from gatys.presets import PRESETS
+from gatys.presets import PRESETS, Preset
 from gatys.train import Recipe, sha256_file
 from gatys.weights import load_vgg
 
@@ -175,9 +175,8 @@ def section_fig5(args: argparse.Namespace, fs: FastStyle, style: Path, out: Path
             "refine_trace": r_losses,
         }
         noise_cell = ""
-        if args.noise:  # Gatys et al.'s start: white noise (seed 0, as `paper` draws it)
-            gen = torch.Generator().manual_seed(0)
-            noise = 0.5 + NOISE_STD * torch.randn(photo.shape, generator=gen)
+        if args.noise:  # Gatys et al.'s start: the noise the `paper` preset draws (seed 0)
+            noise = initial_image(Preset(init="noise"), photo, None, None, seed=0)
             n_losses, _, _ = lbfgs_trace(objective, noise, photo, args.steps)
             n_match = first_at_or_below(n_losses, net_loss)
             row |= {"noise_steps_to_network_loss": n_match, "noise_trace": n_losses}
@@ -272,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-max", type=int, default=512, help="largest size timed over a full optimisation")
     p.add_argument("--probe-steps", type=int, default=20, help="steps timed above --full-max")
     p.add_argument("--photos", nargs="+", default=["tubingen", "golden_gate"], help="held-out photos")
-    p.add_argument("--eval-size", type=int, default=256, help="longest side for fig5 and refine, px")
+    p.add_argument("--eval-size", type=int, default=256, help="longest side for fig5, refine and product, px")
     p.add_argument("--steps", type=int, default=300, help="L-BFGS steps from the photo")
     p.add_argument(
         "--noise", action="store_true", help="fig5 also from white noise (Gatys et al.'s start), for context"
