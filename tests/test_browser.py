@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,20 @@ def number(page, elem_id: str):
 
 
 def set_number(page, elem_id: str, value: int) -> None:
+    """Type ``value`` into a number field, again if the page sets the field back.
+
+    A just-opened Advanced panel sets its fields to their values once more about 0.2 s after opening (measured:
+    a size typed within that time went back to 256 in 7 of 20 tries), so the value must hold for half a second.
+    """
     field = number(page, elem_id)
-    field.fill(str(value))
-    field.press("Tab")
+    deadline = time.monotonic() + 15
+    while True:
+        field.fill(str(value))
+        field.press("Tab")
+        time.sleep(0.5)
+        if field.input_value() == str(value):
+            return
+        assert time.monotonic() < deadline, f"#{elem_id} went back to {field.input_value()} from {value}"
 
 
 def snapshots(page) -> int:
@@ -111,10 +123,13 @@ def status(page) -> str:
     return page.locator("#status").inner_text()
 
 
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):
+def wait_for(predicate, timeout: float, what: str | Callable[[], str], poll: float = 0.1):
+    """predicate()'s first true value within ``timeout`` seconds; ``what`` (or what it returns) names it."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        assert time.monotonic() < deadline, (
+            f"timed out after {timeout:.0f} s waiting for {what if isinstance(what, str) else what()}"
+        )
         time.sleep(poll)
     return value
 
@@ -180,9 +195,13 @@ def test_large_output_shows_its_tiles_and_time_before_the_run(page, shoot):
     page.get_by_text("Advanced (filled in by the preset)").click()
     set_number(page, "size", 2048)
     # The line plans the tiles (and times a step for the estimate): 20 s ran out once in CI on the loaded CPU.
-    info = wait_for(
-        lambda: "Large output" in (t := page.locator("#preset-info").inner_text()) and t, 60, "the large-output line"
-    )
+    seen: list[str] = []  # what the line said, for the failure message
+
+    def large_output_line() -> str | None:
+        seen.append(page.locator("#preset-info").inner_text())
+        return seen[-1] if "Large output" in seen[-1] else None
+
+    info = wait_for(large_output_line, 60, lambda: f"the large-output line; the line said {seen[-1]!r}")
     assert "Expected time on this CPU" in info and "2048 px" in info and "tiles of" in info
     shoot(page, "large_output_info")
 
