@@ -300,11 +300,11 @@ def _fast(args: argparse.Namespace) -> int:
     size = args.size  # None: each photo's own size
     try:
         max_memory = None if args.max_memory is None else parse_memory(args.max_memory)
+        for i, photo in enumerate(photos):  # every photo readable before the output folder or the model
+            im.load_image(photo, name=f"photo {i + 1}" if len(photos) > 1 else "photo")
         outputs = _fast_outputs(photos, args.output, args.model)
         for out_path in outputs:
             im.check_bits(out_path, args.bits)
-        for i, photo in enumerate(photos):  # every photo readable before the model loads
-            im.load_image(photo, name=f"photo {i + 1}" if len(photos) > 1 else "photo")
         fs = FastStyle.from_pretrained(
             args.model, revision=args.revision, local_files_only=args.local_files_only, device=args.device
         )

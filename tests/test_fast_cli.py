@@ -51,6 +51,13 @@ def test_several_photos_go_to_a_folder(model_dir, photos, tmp_path):
         assert img.size == (37, 53)  # the photo's own size without --size
 
 
+def test_an_unreadable_photo_makes_no_output_folder(model_dir, photos, tmp_path, capsys):
+    folder = tmp_path / "renders"
+    assert main([str(photos[0]), str(tmp_path / "nope.jpg"), "--model", str(model_dir), "-o", str(folder)]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
+    assert not folder.exists()
+
+
 @pytest.mark.parametrize(
     "make_args, message",
     [
