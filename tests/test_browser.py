@@ -127,9 +127,10 @@ def wait_for(predicate, timeout: float, what: str | Callable[[], str], poll: flo
     """predicate()'s first true value within ``timeout`` seconds; ``what`` (or what it returns) names it."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
-        assert time.monotonic() < deadline, (
-            f"timed out after {timeout:.0f} s waiting for {what if isinstance(what, str) else what()}"
-        )
+        if time.monotonic() >= deadline:  # raised, not asserted: one line, so what callers add after it shows
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what if isinstance(what, str) else what()}"
+            )
         time.sleep(poll)
     return value
 
